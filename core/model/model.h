@@ -1,0 +1,53 @@
+// File: core/model/model.h
+//
+// The two model roles of InvAD, as torch-free interfaces. Implementations live in core/runtime/
+// (TorchScript and native LibTorch) and in tests (fakes). Both are stateless per call, and
+// thread-compatible: callers serialise calls to one instance (the batcher owns an instance per
+// execution thread).
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "core/tensor.h"
+
+namespace invad::core {
+
+// Latent layout [C, H, W] of z0 and z_T (272×16×16 for the paper's EfficientNet-B4 features).
+struct LatentShape {
+  int64_t channels = 0;
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t numel() const { return channels * height * width; }
+  bool operator==(const LatentShape& o) const {
+    return channels == o.channels && height == o.height && width == o.width;
+  }
+};
+
+// Images → latent feature maps z0.
+class Encoder {
+ public:
+  virtual ~Encoder() = default;
+  // images: [B, 3 or 1, H, W], normalised as the bundle's input spec says. z0: resized to
+  // [B, C, h, w] of latent_shape(). Errors: InvalidArgument (shape), Internal (runtime failure).
+  virtual absl::Status Encode(const Tensor& images, Tensor* z0) = 0;
+  virtual LatentShape latent_shape() const = 0;
+  virtual std::string Describe() const = 0;
+};
+
+// ε-prediction network: (z, t) → ε̂, with one timestep per sample.
+class Denoiser {
+ public:
+  virtual ~Denoiser() = default;
+  // z: [B, C, H, W]; timesteps: B original timesteps in [0, T); eps: resized to z's shape.
+  virtual absl::Status Predict(const Tensor& z, absl::Span<const int> timesteps, Tensor* eps) = 0;
+  virtual LatentShape latent_shape() const = 0;
+  virtual std::string Describe() const = 0;
+};
+
+// Checks the arguments every Denoiser::Predict receives; implementations call it first.
+absl::Status ValidateDenoiserInput(const Tensor& z, absl::Span<const int> timesteps,
+                                   const LatentShape& shape, int num_timesteps = 1000);
+
+}  // namespace invad::core

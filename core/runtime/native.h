@@ -1,0 +1,61 @@
+// File: core/runtime/native.h
+//
+// Models defined in C++ (LibTorch), loaded from named tensors (a bundle's weights file):
+//   - the DiT denoiser of method.md §3.2 (unconditional, adaLN-Zero, patch p), sized by config;
+//     weight names are the official InvAD state-dict names without the "net." prefix, so
+//     tools/interop/convert_official_dit.py converts an official checkpoint by renaming;
+//   - a small multi-scale convolutional encoder (stride-2 stages, chosen stage outputs bilinearly
+//     resized to the latent size and concatenated, as the paper's feature aggregation does). It
+//     computes no stage after the last one it outputs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model/model.h"
+#include "core/runtime/runtime.h"
+
+namespace invad::core {
+
+struct DitConfig {
+  LatentShape latent{272, 16, 16};
+  int patch_size = 1;        // tokens = (H/p)·(W/p)
+  int hidden_size = 256;     // the paper's "gigant": 2048
+  int depth = 4;             // the paper's: 16
+  int num_heads = 4;         // the paper's: 8 (head dim 256)
+  int mlp_ratio_x100 = 400;  // MLP width = hidden·ratio/100 (the paper's: ×4)
+  int frequency_embedding_size = 256;
+
+  absl::Status Validate() const;  // InvalidArgument naming the field
+  int64_t NumParameters() const;
+  int64_t mlp_hidden() const { return static_cast<int64_t>(hidden_size) * mlp_ratio_x100 / 100; }
+};
+
+absl::StatusOr<std::unique_ptr<Denoiser>> CreateNativeDit(const DitConfig& config, const NamedTensors& weights,
+                                                          const RuntimeOptions& options);
+
+// Weights initialised as the reference (xavier-uniform linears, N(0, 0.02) timestep MLP, 2-D sin-cos
+// position embedding, zero adaLN and output layers). With zero_init_output = false the zero layers
+// get small random values too, so an untrained network has a non-trivial output (tests, benchmarks).
+NamedTensors InitDitWeights(const DitConfig& config, uint64_t seed, bool zero_init_output = true);
+
+struct ConvEncoderConfig {
+  int input_channels = 3;
+  int input_size = 256;                       // square input H = W
+  std::vector<int> stage_channels{32, 64, 128, 128};  // stage s: conv3×3/2 → SiLU → conv3×3 → SiLU
+  std::vector<int> output_stages{1, 2, 3};    // stages concatenated into z0, in this order
+  int latent_size = 16;                       // z0 is [Σ channels of output stages, s, s]
+
+  absl::Status Validate() const;
+  LatentShape latent() const;
+};
+
+absl::StatusOr<std::unique_ptr<Encoder>> CreateNativeConvEncoder(const ConvEncoderConfig& config,
+                                                                 const NamedTensors& weights,
+                                                                 const RuntimeOptions& options);
+// Kaiming-uniform conv weights (fixed random features until a trained encoder replaces them).
+NamedTensors InitConvEncoderWeights(const ConvEncoderConfig& config, uint64_t seed);
+
+}  // namespace invad::core

@@ -1,0 +1,457 @@
+// LibTorch translation unit 2 of the runtime: native models (DiT denoiser, conv encoder) and their
+// reference initialisation.
+#include <torch/torch.h>
+
+#include <cmath>
+#include <optional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/runtime/internal/torch_util.h"
+#include "core/runtime/native.h"
+
+namespace invad::core {
+
+using internal::Guarded;
+
+// ---------------------------------------------------------------------------------------------
+// Configs
+
+absl::Status DitConfig::Validate() const {
+  auto bad = [](const char* field, auto v, const char* want) {
+    return absl::InvalidArgumentError(absl::StrCat("dit.", field, " = ", v, ": ", want));
+  };
+  if (latent.channels < 1) return bad("latent.channels", latent.channels, "must be >= 1");
+  if (patch_size < 1) return bad("patch_size", patch_size, "must be >= 1");
+  if (latent.height < patch_size || latent.height % patch_size != 0) {
+    return bad("latent.height", latent.height, "must be a positive multiple of patch_size");
+  }
+  if (latent.width < patch_size || latent.width % patch_size != 0) {
+    return bad("latent.width", latent.width, "must be a positive multiple of patch_size");
+  }
+  if (hidden_size < 4 || hidden_size % 4 != 0) return bad("hidden_size", hidden_size, "must be a multiple of 4");
+  if (num_heads < 1 || hidden_size % num_heads != 0) return bad("num_heads", num_heads, "must divide hidden_size");
+  if (depth < 1 || depth > 64) return bad("depth", depth, "must be in [1, 64]");
+  if (mlp_ratio_x100 < 25) return bad("mlp_ratio_x100", mlp_ratio_x100, "must be >= 25");
+  if (frequency_embedding_size < 2 || frequency_embedding_size % 2 != 0) {
+    return bad("frequency_embedding_size", frequency_embedding_size, "must be even and >= 2");
+  }
+  return absl::OkStatus();
+}
+
+int64_t DitConfig::NumParameters() const {
+  const int64_t h = hidden_size, c = latent.channels, p = patch_size, f = frequency_embedding_size;
+  const int64_t n = (latent.height / p) * (latent.width / p);
+  const int64_t m = mlp_hidden();
+  const int64_t block = (3 * h * h + 3 * h) + (h * h + h) + (m * h + m) + (h * m + h) + (6 * h * h + 6 * h);
+  return (c * p * p * h + h) + n * h + (f * h + h) + (h * h + h) + depth * block + (2 * h * h + 2 * h) +
+         (p * p * c * h + p * p * c);
+}
+
+absl::Status ConvEncoderConfig::Validate() const {
+  if (input_channels != 1 && input_channels != 3) {
+    return absl::InvalidArgumentError(absl::StrCat("conv_encoder.input_channels = ", input_channels, ": must be 1 or 3"));
+  }
+  if (input_size < 8) return absl::InvalidArgumentError("conv_encoder.input_size must be >= 8");
+  if (stage_channels.empty()) return absl::InvalidArgumentError("conv_encoder.stage_channels is empty");
+  for (int c : stage_channels) {
+    if (c < 1) return absl::InvalidArgumentError("conv_encoder.stage_channels must be >= 1");
+  }
+  if (output_stages.empty()) return absl::InvalidArgumentError("conv_encoder.output_stages is empty");
+  for (int s : output_stages) {
+    if (s < 0 || s >= static_cast<int>(stage_channels.size())) {
+      return absl::InvalidArgumentError(absl::StrCat("conv_encoder.output_stages: stage ", s, " does not exist"));
+    }
+  }
+  if (latent_size < 1) return absl::InvalidArgumentError("conv_encoder.latent_size must be >= 1");
+  return absl::OkStatus();
+}
+
+LatentShape ConvEncoderConfig::latent() const {
+  int64_t c = 0;
+  for (int s : output_stages) c += stage_channels[s];
+  return {c, latent_size, latent_size};
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Weight binding: every expected name present with its exact shape, nothing unexpected.
+
+class WeightBinder {
+ public:
+  WeightBinder(const NamedTensors& w, torch::Device device, std::string model)
+      : weights_(w), device_(device), model_(std::move(model)) {}
+
+  torch::Tensor Take(const std::string& name, const Shape& shape) {
+    used_.insert(name);
+    if (!status_.ok()) return {};
+    auto it = weights_.find(name);
+    if (it == weights_.end()) {
+      status_ = absl::InvalidArgumentError(absl::StrCat(model_, ": missing weight '", name, "'"));
+      return {};
+    }
+    if (it->second.shape != shape) {
+      status_ = absl::InvalidArgumentError(absl::StrCat(model_, ": weight '", name, "' has shape ",
+                                                        ShapeToString(it->second.shape), ", expected ",
+                                                        ShapeToString(shape)));
+      return {};
+    }
+    auto t = internal::ToTorch(it->second, device_);
+    if (!t.ok()) {
+      status_ = absl::InvalidArgumentError(absl::StrCat(model_, ": weight '", name, "': ", t.status().message()));
+      return {};
+    }
+    return *t;
+  }
+
+  absl::Status Finish() const {
+    if (!status_.ok()) return status_;
+    std::vector<std::string> extra;
+    for (const auto& [name, _] : weights_) {
+      if (!used_.count(name)) extra.push_back(name);
+    }
+    if (!extra.empty()) {
+      if (extra.size() > 5) extra.resize(5);
+      return absl::InvalidArgumentError(
+          absl::StrCat(model_, ": unexpected weights (config and weights disagree): ", absl::StrJoin(extra, ", ")));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const NamedTensors& weights_;
+  torch::Device device_;
+  std::string model_;
+  std::set<std::string> used_;
+  absl::Status status_;
+};
+
+std::optional<torch::ScalarType> LowPrecision(Precision p) {
+  if (p == Precision::kBf16) return torch::kBFloat16;
+  if (p == Precision::kFp16) return torch::kFloat16;
+  return std::nullopt;
+}
+
+// A linear layer whose low-precision copy is made once, at load.
+struct Linear {
+  torch::Tensor w, b, w_lp, b_lp;
+  void Bind(WeightBinder& wb, const std::string& name, int64_t out, int64_t in) {
+    w = wb.Take(name + ".weight", {out, in});
+    b = wb.Take(name + ".bias", {out});
+  }
+  void Prepare(std::optional<torch::ScalarType> lp) {
+    if (lp && w.defined()) {
+      w_lp = w.to(*lp);
+      b_lp = b.to(*lp);
+    }
+  }
+  torch::Tensor operator()(const torch::Tensor& x) const {
+    if (w_lp.defined()) return torch::linear(x.to(w_lp.scalar_type()), w_lp, b_lp).to(torch::kFloat32);
+    return torch::linear(x, w, b);
+  }
+};
+
+torch::Tensor Modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale) {
+  return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DiT (method.md §3.2)
+
+class NativeDit final : public Denoiser {
+ public:
+  static absl::StatusOr<std::unique_ptr<NativeDit>> Create(const DitConfig& cfg, const NamedTensors& weights,
+                                                           const RuntimeOptions& options) {
+    if (absl::Status s = cfg.Validate(); !s.ok()) return s;
+    if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
+    auto device = internal::ParseDevice(options.device);
+    std::unique_ptr<NativeDit> m(new NativeDit(cfg, *device, options.precision));
+    absl::Status s = Guarded("binding DiT weights", [&] { m->Bind(weights); });
+    if (!s.ok()) return s;
+    if (!m->bind_status_.ok()) return m->bind_status_;
+    return m;
+  }
+
+  absl::Status Predict(const Tensor& z, absl::Span<const int> timesteps, Tensor* eps) override {
+    if (absl::Status s = ValidateDenoiserInput(z, timesteps, cfg_.latent); !s.ok()) return s;
+    return Guarded("native DiT forward", [&] {
+      c10::InferenceMode guard;
+      std::vector<int64_t> tv(timesteps.begin(), timesteps.end());
+      torch::Tensor t = torch::tensor(tv, torch::kInt64).to(device_);
+      torch::Tensor y = Forward(internal::View(z).to(device_), t);
+      internal::CopyOut(y, eps);
+    });
+  }
+
+  LatentShape latent_shape() const override { return cfg_.latent; }
+  std::string Describe() const override {
+    return absl::StrCat("native-dit(depth=", cfg_.depth, ", hidden=", cfg_.hidden_size, ", heads=", cfg_.num_heads,
+                        ", patch=", cfg_.patch_size, ", params=", cfg_.NumParameters(), ", ",
+                        PrecisionName(precision_), ", ", device_.str(), ")");
+  }
+
+ private:
+  struct Block {
+    Linear qkv, proj, fc1, fc2, ada;
+  };
+
+  NativeDit(const DitConfig& cfg, torch::Device device, Precision p) : cfg_(cfg), device_(device), precision_(p) {}
+
+  void Bind(const NamedTensors& weights) {
+    WeightBinder wb(weights, device_, "DiT");
+    const int64_t h = cfg_.hidden_size, c = cfg_.latent.channels, p = cfg_.patch_size;
+    const int64_t gh = cfg_.latent.height / p, gw = cfg_.latent.width / p;
+    patch_w_ = wb.Take("x_embedder.proj.weight", {h, c, p, p});
+    patch_b_ = wb.Take("x_embedder.proj.bias", {h});
+    pos_embed_ = wb.Take("pos_embed", {1, gh * gw, h});
+    t_mlp0_.Bind(wb, "t_embedder.mlp.0", h, cfg_.frequency_embedding_size);
+    t_mlp2_.Bind(wb, "t_embedder.mlp.2", h, h);
+    blocks_.resize(cfg_.depth);
+    for (int i = 0; i < cfg_.depth; ++i) {
+      const std::string pre = absl::StrCat("blocks.", i, ".");
+      blocks_[i].qkv.Bind(wb, pre + "attn.qkv", 3 * h, h);
+      blocks_[i].proj.Bind(wb, pre + "attn.proj", h, h);
+      blocks_[i].fc1.Bind(wb, pre + "mlp.fc1", cfg_.mlp_hidden(), h);
+      blocks_[i].fc2.Bind(wb, pre + "mlp.fc2", h, cfg_.mlp_hidden());
+      blocks_[i].ada.Bind(wb, pre + "adaLN_modulation.1", 6 * h, h);
+    }
+    final_ada_.Bind(wb, "final_layer.adaLN_modulation.1", 2 * h, h);
+    final_linear_.Bind(wb, "final_layer.linear", p * p * c, h);
+    bind_status_ = wb.Finish();
+    if (!bind_status_.ok()) return;
+
+    // Everything that does not depend on the input is prepared here, once.
+    const auto lp = LowPrecision(precision_);
+    for (Linear* l : {&t_mlp0_, &t_mlp2_, &final_ada_, &final_linear_}) l->Prepare(lp);
+    for (Block& b : blocks_) {
+      for (Linear* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2, &b.ada}) l->Prepare(lp);
+    }
+    if (lp) {
+      patch_w_lp_ = patch_w_.to(*lp);
+      patch_b_lp_ = patch_b_.to(*lp);
+    }
+    const int64_t half = cfg_.frequency_embedding_size / 2;
+    freqs_ = torch::exp(-std::log(10000.0) * torch::arange(0, half, torch::TensorOptions().dtype(torch::kFloat32)) / half)
+                 .to(device_);
+  }
+
+  torch::Tensor Forward(const torch::Tensor& x_in, const torch::Tensor& t) const {
+    const int64_t bsz = x_in.size(0), h = cfg_.hidden_size, p = cfg_.patch_size, c = cfg_.latent.channels;
+    const int64_t gh = cfg_.latent.height / p, gw = cfg_.latent.width / p, n = gh * gw;
+    const int64_t heads = cfg_.num_heads, hd = h / heads;
+    const auto lp = LowPrecision(precision_);
+
+    // Patch embedding (conv p×p, stride p) → tokens n = gw·row + col; then the trainable position embedding.
+    torch::Tensor x = lp ? torch::conv2d(x_in.to(*lp), patch_w_lp_, patch_b_lp_, p).to(torch::kFloat32)
+                         : torch::conv2d(x_in, patch_w_, patch_b_, p);
+    x = x.flatten(2).transpose(1, 2) + pos_embed_;  // [B, N, h]
+
+    // Timestep embedding: [cos, sin] (cos first) → Linear → SiLU → Linear.
+    torch::Tensor args = t.to(torch::kFloat32).unsqueeze(1) * freqs_.unsqueeze(0);
+    torch::Tensor temb = torch::cat({torch::cos(args), torch::sin(args)}, -1);
+    torch::Tensor cond = torch::silu(t_mlp2_(torch::silu(t_mlp0_(temb))));  // SiLU(c), shared by every adaLN
+
+    const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+    for (const Block& blk : blocks_) {
+      std::vector<torch::Tensor> mod = blk.ada(cond).chunk(6, 1);  // shift/scale/gate msa, shift/scale/gate mlp
+      torch::Tensor y = Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), mod[0], mod[1]);
+      torch::Tensor qkv = blk.qkv(y).view({bsz, n, 3, heads, hd}).permute({2, 0, 3, 1, 4});
+      torch::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
+      if (lp) {
+        q = q.to(*lp);
+        k = k.to(*lp);
+        v = v.to(*lp);
+      }
+      torch::Tensor attn = torch::softmax(torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat32) * scale, -1);
+      if (lp) attn = attn.to(*lp);
+      torch::Tensor o = torch::matmul(attn, v).to(torch::kFloat32).transpose(1, 2).reshape({bsz, n, h});
+      x = x + mod[2].unsqueeze(1) * blk.proj(o);
+      y = Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), mod[3], mod[4]);
+      x = x + mod[5].unsqueeze(1) * blk.fc2(torch::gelu(blk.fc1(y), "tanh"));
+    }
+    std::vector<torch::Tensor> fmod = final_ada_(cond).chunk(2, 1);  // shift, scale
+    x = final_linear_(Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), fmod[0], fmod[1]));  // [B, N, p·p·C]
+    // Unpatchify: (B, gh, gw, p, p, C) → (B, C, gh·p, gw·p).
+    return x.reshape({bsz, gh, gw, p, p, c}).permute({0, 5, 1, 3, 2, 4}).reshape({bsz, c, gh * p, gw * p});
+  }
+
+  DitConfig cfg_;
+  torch::Device device_;
+  Precision precision_;
+  absl::Status bind_status_;
+  torch::Tensor patch_w_, patch_b_, patch_w_lp_, patch_b_lp_, pos_embed_, freqs_;
+  Linear t_mlp0_, t_mlp2_, final_ada_, final_linear_;
+  std::vector<Block> blocks_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Conv encoder
+
+class NativeConvEncoder final : public Encoder {
+ public:
+  static absl::StatusOr<std::unique_ptr<NativeConvEncoder>> Create(const ConvEncoderConfig& cfg,
+                                                                   const NamedTensors& weights,
+                                                                   const RuntimeOptions& options) {
+    if (absl::Status s = cfg.Validate(); !s.ok()) return s;
+    if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
+    auto device = internal::ParseDevice(options.device);
+    std::unique_ptr<NativeConvEncoder> m(new NativeConvEncoder(cfg, *device));
+    absl::Status s = Guarded("binding conv encoder weights", [&] {
+      WeightBinder wb(weights, m->device_, "conv encoder");
+      int in = cfg.input_channels;
+      // Stages after the last output stage are never computed, so they carry no weights.
+      const int last = *std::max_element(cfg.output_stages.begin(), cfg.output_stages.end());
+      for (int s = 0; s <= last; ++s) {
+        const int out = cfg.stage_channels[s];
+        const std::string pre = absl::StrCat("stages.", s, ".");
+        m->stages_.push_back({wb.Take(pre + "conv1.weight", {out, in, 3, 3}), wb.Take(pre + "conv1.bias", {out}),
+                              wb.Take(pre + "conv2.weight", {out, out, 3, 3}), wb.Take(pre + "conv2.bias", {out})});
+        in = out;
+      }
+      m->bind_status_ = wb.Finish();
+    });
+    if (!s.ok()) return s;
+    if (!m->bind_status_.ok()) return m->bind_status_;
+    return m;
+  }
+
+  absl::Status Encode(const Tensor& images, Tensor* z0) override {
+    if (absl::Status s = CheckShape(images, {-1, cfg_.input_channels, cfg_.input_size, cfg_.input_size}, "encoder input");
+        !s.ok()) {
+      return s;
+    }
+    return Guarded("native conv encoder forward", [&] {
+      c10::InferenceMode guard;
+      torch::Tensor x = internal::View(images).to(device_);
+      std::vector<torch::Tensor> outs(stages_.size());
+      for (size_t s = 0; s < stages_.size(); ++s) {
+        const Stage& st = stages_[s];
+        x = torch::silu(torch::conv2d(x, st.w1, st.b1, 2, 1));
+        x = torch::silu(torch::conv2d(x, st.w2, st.b2, 1, 1));
+        outs[s] = x;
+      }
+      std::vector<torch::Tensor> parts;
+      const int64_t ls = cfg_.latent_size;
+      for (int s : cfg_.output_stages) {
+        torch::Tensor o = outs[s];
+        if (o.size(2) != ls || o.size(3) != ls) {
+          o = torch::upsample_bilinear2d(o, {ls, ls}, /*align_corners=*/false);
+        }
+        parts.push_back(o);
+      }
+      internal::CopyOut(torch::cat(parts, 1), z0);
+    });
+  }
+  LatentShape latent_shape() const override { return cfg_.latent(); }
+  std::string Describe() const override {
+    return absl::StrCat("native-conv-encoder(stages=", absl::StrJoin(cfg_.stage_channels, "/"),
+                        ", outputs=", absl::StrJoin(cfg_.output_stages, "/"), ", ", device_.str(), ")");
+  }
+
+ private:
+  struct Stage {
+    torch::Tensor w1, b1, w2, b2;
+  };
+  NativeConvEncoder(const ConvEncoderConfig& cfg, torch::Device device) : cfg_(cfg), device_(device) {}
+  ConvEncoderConfig cfg_;
+  torch::Device device_;
+  std::vector<Stage> stages_;
+  absl::Status bind_status_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Initialisation
+
+torch::Tensor XavierUniform(int64_t out, int64_t in, torch::Generator& gen) {
+  const double bound = std::sqrt(6.0 / static_cast<double>(in + out));
+  return torch::empty({out, in}).uniform_(-bound, bound, gen);
+}
+
+// 2-D sin-cos position embedding, MAE layout: for token (r, c): [sin(c·ω), cos(c·ω), sin(r·ω), cos(r·ω)].
+torch::Tensor SinCos2d(int64_t dim, int64_t gh, int64_t gw) {
+  const int64_t quarter = dim / 4;
+  torch::Tensor omega = 1.0 / torch::pow(10000.0, torch::arange(quarter, torch::kFloat64) / quarter);
+  torch::Tensor rows = torch::arange(gh, torch::kFloat64).repeat_interleave(gw);  // token n → n / gw
+  torch::Tensor cols = torch::arange(gw, torch::kFloat64).repeat({gh});          // token n → n % gw
+  torch::Tensor oc = cols.unsqueeze(1) * omega.unsqueeze(0), orr = rows.unsqueeze(1) * omega.unsqueeze(0);
+  return torch::cat({torch::sin(oc), torch::cos(oc), torch::sin(orr), torch::cos(orr)}, 1)
+      .to(torch::kFloat32)
+      .unsqueeze(0);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Denoiser>> CreateNativeDit(const DitConfig& config, const NamedTensors& weights,
+                                                          const RuntimeOptions& options) {
+  auto m = NativeDit::Create(config, weights, options);
+  if (!m.ok()) return m.status();
+  return std::unique_ptr<Denoiser>(std::move(*m));
+}
+
+NamedTensors InitDitWeights(const DitConfig& cfg, uint64_t seed, bool zero_init_output) {
+  c10::InferenceMode guard;
+  torch::Generator gen = at::detail::createCPUGenerator(seed);
+  const int64_t h = cfg.hidden_size, c = cfg.latent.channels, p = cfg.patch_size;
+  const int64_t gh = cfg.latent.height / p, gw = cfg.latent.width / p;
+  NamedTensors w;
+  auto put = [&](const std::string& name, const torch::Tensor& t) { w[name] = internal::FromTorch(t); };
+  auto lin = [&](const std::string& name, int64_t out, int64_t in, bool zero) {
+    if (zero && zero_init_output) {
+      put(name + ".weight", torch::zeros({out, in}));
+    } else if (zero) {
+      put(name + ".weight", torch::empty({out, in}).normal_(0.0, 0.02, gen));
+    } else {
+      put(name + ".weight", XavierUniform(out, in, gen));
+    }
+    put(name + ".bias", zero && !zero_init_output ? torch::empty({out}).normal_(0.0, 0.02, gen) : torch::zeros({out}));
+  };
+  put("x_embedder.proj.weight", XavierUniform(h, c * p * p, gen).view({h, c, p, p}));
+  put("x_embedder.proj.bias", torch::zeros({h}));
+  put("pos_embed", SinCos2d(h, gh, gw));
+  put("t_embedder.mlp.0.weight", torch::empty({h, cfg.frequency_embedding_size}).normal_(0.0, 0.02, gen));
+  put("t_embedder.mlp.0.bias", torch::zeros({h}));
+  put("t_embedder.mlp.2.weight", torch::empty({h, h}).normal_(0.0, 0.02, gen));
+  put("t_embedder.mlp.2.bias", torch::zeros({h}));
+  for (int i = 0; i < cfg.depth; ++i) {
+    const std::string pre = absl::StrCat("blocks.", i, ".");
+    lin(pre + "attn.qkv", 3 * h, h, false);
+    lin(pre + "attn.proj", h, h, false);
+    lin(pre + "mlp.fc1", cfg.mlp_hidden(), h, false);
+    lin(pre + "mlp.fc2", h, cfg.mlp_hidden(), false);
+    lin(pre + "adaLN_modulation.1", 6 * h, h, true);
+  }
+  lin("final_layer.adaLN_modulation.1", 2 * h, h, true);
+  lin("final_layer.linear", p * p * c, h, true);
+  return w;
+}
+
+absl::StatusOr<std::unique_ptr<Encoder>> CreateNativeConvEncoder(const ConvEncoderConfig& config,
+                                                                 const NamedTensors& weights,
+                                                                 const RuntimeOptions& options) {
+  auto m = NativeConvEncoder::Create(config, weights, options);
+  if (!m.ok()) return m.status();
+  return std::unique_ptr<Encoder>(std::move(*m));
+}
+
+NamedTensors InitConvEncoderWeights(const ConvEncoderConfig& cfg, uint64_t seed) {
+  c10::InferenceMode guard;
+  torch::Generator gen = at::detail::createCPUGenerator(seed);
+  NamedTensors w;
+  int in = cfg.input_channels;
+  const int last = *std::max_element(cfg.output_stages.begin(), cfg.output_stages.end());
+  for (int s = 0; s <= last; ++s) {
+    const int out = cfg.stage_channels[s];
+    const std::string pre = absl::StrCat("stages.", s, ".");
+    for (auto [name, cin] : {std::pair<const char*, int>{"conv1", in}, {"conv2", out}}) {
+      const double bound = std::sqrt(6.0 / (cin * 9));  // Kaiming-uniform for SiLU-ish gains
+      w[pre + name + ".weight"] = internal::FromTorch(torch::empty({out, cin, 3, 3}).uniform_(-bound, bound, gen));
+      w[pre + name + ".bias"] = internal::FromTorch(torch::zeros({out}));
+    }
+    in = out;
+  }
+  return w;
+}
+
+}  // namespace invad::core

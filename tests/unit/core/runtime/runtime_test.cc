@@ -1,0 +1,269 @@
+// Runtime tests: TorchScript models built in the test (Module::define + save, no committed weights),
+// native DiT and conv encoder, device and precision checks. This TU includes LibTorch.
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "core/model/inversion.h"
+#include "core/runtime/native.h"
+#include "core/runtime/runtime.h"
+#include "core/scoring/scoring.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fakes.h"
+#include "tests/testing/status_matchers.h"
+
+namespace invad::core {
+namespace {
+
+using ::invad::testing::LinearDenoiser;
+using ::invad::testing::PoolingEncoder;
+using ::invad::testing::StatusIs;
+namespace fs = std::filesystem;
+
+class RuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("invad_runtime_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string Save(const std::string& name, const std::string& source) {
+    torch::jit::Module m(name);
+    m.define(source);
+    const std::string path = (dir_ / (name + ".pt")).string();
+    m.save(path);
+    return path;
+  }
+  fs::path dir_;
+};
+
+Tensor Random(Shape shape, uint64_t seed, float scale = 1.f) {
+  Tensor t(std::move(shape));
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> n(0.f, scale);
+  for (float& v : t.span()) v = n(rng);
+  return t;
+}
+
+double MaxRelError(const Tensor& a, const Tensor& b) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    num = std::max(num, static_cast<double>(std::fabs(a.data()[i] - b.data()[i])));
+    den = std::max(den, static_cast<double>(std::fabs(b.data()[i])));
+  }
+  return num / std::max(den, 1e-30);
+}
+
+constexpr LatentShape kLatent{4, 4, 4};
+
+TEST_F(RuntimeTest, TorchScriptDenoiserGetsPerSampleTimesteps) {
+  const std::string path = Save("den", R"(
+def forward(self, x, t):
+    return x * 0.5 + t.float().view(-1, 1, 1, 1) * 0.001
+)");
+  auto den = LoadTorchScriptDenoiser(path, kLatent, {});
+  ASSERT_OK(den);
+  Tensor z = Random({2, 4, 4, 4}, 1), eps;
+  const int ts[] = {0, 500};
+  ASSERT_OK((*den)->Predict(z, ts, &eps));
+  ASSERT_EQ(eps.shape(), z.shape());
+  EXPECT_FLOAT_EQ(eps.sample(0)[5], z.sample(0)[5] * 0.5f);
+  EXPECT_FLOAT_EQ(eps.sample(1)[5], z.sample(1)[5] * 0.5f + 0.5f);
+}
+
+// The same closed-form linear denoiser through TorchScript and through the core fake: the whole
+// K = 3 inversion must agree (the runtime adds no arithmetic of its own).
+TEST_F(RuntimeTest, TorchScriptInversionMatchesCoreFake) {
+  const std::string path = Save("lin", R"(
+def forward(self, x, t):
+    return x * (0.1 + t.float() / 2000.0).view(-1, 1, 1, 1)
+)");
+  auto schedule = NoiseSchedule::Linear();
+  auto den = LoadTorchScriptDenoiser(path, kLatent, {});
+  ASSERT_OK(den);
+  auto p_ts = Pipeline::Create(std::make_unique<PoolingEncoder>(kLatent), std::move(*den), *schedule, {3});
+  auto p_fake = Pipeline::Create(std::make_unique<PoolingEncoder>(kLatent), std::make_unique<LinearDenoiser>(kLatent),
+                                 *schedule, {3});
+  ASSERT_OK(p_ts);
+  ASSERT_OK(p_fake);
+  Tensor a = Random({3, 4, 4, 4}, 2), b = a;
+  ASSERT_OK((*p_ts)->Invert(3, a));
+  ASSERT_OK((*p_fake)->Invert(3, b));
+  EXPECT_LE(MaxRelError(a, b), 1e-6);
+}
+
+TEST_F(RuntimeTest, TorchScriptEncoderShapeIsChecked) {
+  const std::string path = Save("enc", R"(
+def forward(self, x):
+    return torch.adaptive_avg_pool2d(x, [4, 4]).repeat(1, 2, 1, 1)
+)");
+  EncoderIo io{2, 16, 16, {4, 4, 4}};
+  auto enc = LoadTorchScriptEncoder(path, io, {});
+  ASSERT_OK(enc);
+  Tensor images = Random({2, 2, 16, 16}, 3), z0;
+  ASSERT_OK((*enc)->Encode(images, &z0));
+  EXPECT_EQ(z0.shape(), (Shape{2, 4, 4, 4}));
+  // Wrong input shape: InvalidArgument before LibTorch sees it.
+  EXPECT_THAT((*enc)->Encode(Random({1, 3, 16, 16}, 1), &z0), StatusIs(absl::StatusCode::kInvalidArgument));
+  // A manifest that disagrees with what the module returns: a clear Internal error, not a crash.
+  EncoderIo wrong = io;
+  wrong.latent = {8, 4, 4};
+  auto enc2 = LoadTorchScriptEncoder(path, wrong, {});
+  ASSERT_OK(enc2);
+  EXPECT_THAT((*enc2)->Encode(images, &z0), StatusIs(absl::StatusCode::kInternal, "declares"));
+}
+
+TEST_F(RuntimeTest, ForwardFailureBecomesInternalStatus) {
+  const std::string path = Save("bad", R"(
+def forward(self, x, t):
+    return x.view(-1, 7)
+)");
+  auto den = LoadTorchScriptDenoiser(path, kLatent, {});
+  ASSERT_OK(den);
+  Tensor eps;
+  const int ts[] = {0};
+  EXPECT_THAT((*den)->Predict(Random({1, 4, 4, 4}, 1), ts, &eps), StatusIs(absl::StatusCode::kInternal));
+}
+
+TEST_F(RuntimeTest, CorruptOrMissingTorchScriptIsInvalidArgument) {
+  const std::string path = (dir_ / "corrupt.pt").string();
+  std::ofstream(path) << "this is not a zip archive";
+  EXPECT_THAT(LoadTorchScriptDenoiser(path, kLatent, {}), StatusIs(absl::StatusCode::kInvalidArgument, "corrupt.pt"));
+  EXPECT_THAT(LoadTorchScriptDenoiser((dir_ / "missing.pt").string(), kLatent, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(RuntimeOptionsTest, DeviceAndPrecisionAreChecked) {
+  EXPECT_OK(CheckRuntimeOptions({"cpu", Precision::kFp32}));
+  EXPECT_OK(CheckRuntimeOptions({"cpu", Precision::kBf16}));
+  EXPECT_THAT(CheckRuntimeOptions({"cpu", Precision::kFp16}), StatusIs(absl::StatusCode::kInvalidArgument, "fp16"));
+  EXPECT_THAT(CheckRuntimeOptions({"tpu:0", Precision::kFp32}), StatusIs(absl::StatusCode::kInvalidArgument));
+  if (!CudaAvailable()) {
+    EXPECT_THAT(CheckRuntimeOptions({"cuda:0", Precision::kBf16}),
+                StatusIs(absl::StatusCode::kFailedPrecondition, "CUDA"));
+  }
+  EXPECT_THAT(ParsePrecision("int8"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(*ParsePrecision("bf16"), Precision::kBf16);
+}
+
+TEST(RuntimeThreadsTest, IntraOpThreadsAreSetExplicitly) {
+  ASSERT_OK(ConfigureTorchThreads(2));
+  EXPECT_EQ(TorchIntraOpThreads(), 2);
+  ASSERT_OK(ConfigureTorchThreads(1));
+  EXPECT_EQ(TorchIntraOpThreads(), 1);
+}
+
+DitConfig TinyDit() {
+  DitConfig c;
+  c.latent = {8, 4, 4};
+  c.hidden_size = 32;
+  c.depth = 2;
+  c.num_heads = 4;
+  return c;
+}
+
+TEST(NativeDitTest, ZeroInitialisedOutputPredictsZero) {
+  const DitConfig cfg = TinyDit();
+  auto den = CreateNativeDit(cfg, InitDitWeights(cfg, 1), {});
+  ASSERT_OK(den);
+  Tensor eps;
+  const int ts[] = {0, 999};
+  ASSERT_OK((*den)->Predict(Random({2, 8, 4, 4}, 1), ts, &eps));
+  for (float v : eps.span()) ASSERT_EQ(v, 0.f);
+}
+
+TEST(NativeDitTest, BatchedEqualsAloneAndDependsOnTimestep) {
+  const DitConfig cfg = TinyDit();
+  auto den = CreateNativeDit(cfg, InitDitWeights(cfg, 2, /*zero_init_output=*/false), {});
+  ASSERT_OK(den);
+  Tensor z = Random({2, 8, 4, 4}, 3), both, one;
+  const int ts[] = {0, 999};
+  ASSERT_OK((*den)->Predict(z, ts, &both));
+  Tensor z1({1, 8, 4, 4});
+  std::copy(z.sample(1), z.sample(1) + z.sample_numel(), z1.data());
+  const int t1[] = {999};
+  ASSERT_OK((*den)->Predict(z1, t1, &one));
+  for (int64_t j = 0; j < one.numel(); ++j) ASSERT_NEAR(one.data()[j], both.sample(1)[j], 1e-5);
+  const int t0[] = {0};
+  Tensor at0;
+  ASSERT_OK((*den)->Predict(z1, t0, &at0));
+  EXPECT_GT(MaxRelError(at0, one), 1e-5);  // timestep reaches the output (small: N(0, 0.02) t-MLP)
+}
+
+TEST(NativeDitTest, Bf16StaysWithinTwoPercentOfFp32) {
+  const DitConfig cfg = TinyDit();
+  const NamedTensors w = InitDitWeights(cfg, 4, false);
+  auto f32 = CreateNativeDit(cfg, w, {"cpu", Precision::kFp32});
+  auto b16 = CreateNativeDit(cfg, w, {"cpu", Precision::kBf16});
+  ASSERT_OK(f32);
+  ASSERT_OK(b16);
+  Tensor z = Random({2, 8, 4, 4}, 5), e32, e16;
+  const int ts[] = {0, 500};
+  ASSERT_OK((*f32)->Predict(z, ts, &e32));
+  ASSERT_OK((*b16)->Predict(z, ts, &e16));
+  const double err = MaxRelError(e16, e32);
+  EXPECT_LT(err, 2e-2);
+  EXPECT_GT(err, 0.0);  // it really ran in bf16
+}
+
+TEST(NativeDitTest, MismatchedWeightsNameTheProblem) {
+  const DitConfig cfg = TinyDit();
+  NamedTensors w = InitDitWeights(cfg, 1);
+  NamedTensors missing = w;
+  missing.erase("blocks.1.mlp.fc2.weight");
+  EXPECT_THAT(CreateNativeDit(cfg, missing, {}), StatusIs(absl::StatusCode::kInvalidArgument, "blocks.1.mlp.fc2.weight"));
+  DitConfig deeper = cfg;
+  deeper.depth = 1;  // block 1's weights are now unexpected
+  EXPECT_THAT(CreateNativeDit(deeper, w, {}), StatusIs(absl::StatusCode::kInvalidArgument, "unexpected"));
+  DitConfig wider = cfg;
+  wider.hidden_size = 64;
+  EXPECT_THAT(CreateNativeDit(wider, w, {}), StatusIs(absl::StatusCode::kInvalidArgument, "shape"));
+  DitConfig bad = cfg;
+  bad.num_heads = 5;
+  EXPECT_THAT(CreateNativeDit(bad, w, {}), StatusIs(absl::StatusCode::kInvalidArgument, "num_heads"));
+}
+
+TEST(NativeDitTest, PaperGigantParameterCount) {
+  DitConfig gigant;
+  gigant.hidden_size = 2048;
+  gigant.depth = 16;
+  gigant.num_heads = 8;
+  // method.md §3.2: 1,223,827,728 including 589,824 unused (x_embedder_linear, y/cls embeddings).
+  EXPECT_EQ(gigant.NumParameters(), 1223827728 - 559104 - 30720 - 30720);
+}
+
+TEST(NativeConvEncoderTest, OutputsConcatenatedStagesAtLatentSize) {
+  ConvEncoderConfig cfg;
+  cfg.input_size = 64;
+  cfg.stage_channels = {4, 8, 16, 32};
+  cfg.output_stages = {1, 2};
+  cfg.latent_size = 8;
+  EXPECT_EQ(cfg.latent(), (LatentShape{24, 8, 8}));
+  const NamedTensors w = InitConvEncoderWeights(cfg, 1);
+  EXPECT_EQ(w.count("stages.3.conv1.weight"), 0u);  // truncated after the last used stage
+  auto enc = CreateNativeConvEncoder(cfg, w, {});
+  ASSERT_OK(enc);
+  Tensor z0;
+  ASSERT_OK((*enc)->Encode(Random({2, 3, 64, 64}, 1), &z0));
+  EXPECT_EQ(z0.shape(), (Shape{2, 24, 8, 8}));
+  cfg.output_stages = {1};
+  EXPECT_THAT(CreateNativeConvEncoder(cfg, w, {}), StatusIs(absl::StatusCode::kInvalidArgument, "unexpected"));
+}
+
+TEST(UpsampleCrossCheckTest, CoreBilinearEqualsLibTorch) {
+  Tensor m = Random({1, 1, 16, 16}, 9);
+  std::vector<float> ours(256 * 256);
+  UpsampleBilinear(m.data(), 16, 16, ours.data(), 256, 256);
+  torch::Tensor ref = torch::upsample_bilinear2d(torch::from_blob(m.data(), {1, 1, 16, 16}), {256, 256}, false);
+  const float* r = ref.data_ptr<float>();
+  for (int i = 0; i < 256 * 256; ++i) ASSERT_NEAR(ours[i], r[i], 1e-5) << i;
+}
+
+}  // namespace
+}  // namespace invad::core

@@ -1,0 +1,137 @@
+#include "core/scoring/scoring.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/scoring/calibration.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace invad::core {
+namespace {
+
+using ::invad::testing::StatusIs;
+
+TEST(ScoreLatentTest, NormMapDiffAndSquaredNorm) {
+  // C = 2, H = 1, W = 3: locations (3,4) → 5, (0,0) → 0, (1,0) → 1.
+  const std::vector<float> z = {3, 0, 1, /*channel 1*/ 4, 0, 0};
+  std::vector<float> map(3);
+  LatentScore s = ScoreLatent(z.data(), 2, 1, 3, map.data());
+  EXPECT_FLOAT_EQ(map[0], 5.f);
+  EXPECT_FLOAT_EQ(map[1], 0.f);
+  EXPECT_FLOAT_EQ(map[2], 1.f);
+  EXPECT_DOUBLE_EQ(s.sq_norm, 26.0);
+  EXPECT_DOUBLE_EQ(s.diff, 5.0);
+  EXPECT_NEAR(s.nll, 13.0 + 0.5 * 6 * std::log(2 * M_PI), 1e-12);
+}
+
+TEST(ScoreLatentTest, NllConstantForPaperLatent) {
+  EXPECT_NEAR(NllConstant(272 * 16 * 16), 63987.528, 1e-3);  // method.md §5.1
+}
+
+TEST(ScoreLatentsTest, ScoresEveryBatchSample) {
+  Tensor z({2, 1, 1, 2}, {1, 2, 3, 4});
+  Tensor maps;
+  std::vector<LatentScore> s = ScoreLatents(z, &maps);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(maps.shape(), (Shape{2, 1, 2}));
+  EXPECT_DOUBLE_EQ(s[0].sq_norm, 5.0);
+  EXPECT_DOUBLE_EQ(s[1].sq_norm, 25.0);
+  EXPECT_DOUBLE_EQ(s[1].diff, 1.0);
+}
+
+// PyTorch's bilinear, align_corners = false, 2 → 4: source x = (d + 0.5)/2 − 0.5, clamped at 0:
+// d = 0 → 0 (clamped), 1 → 0.25, 2 → 0.75, 3 → 1.25 (i0 = 1, no right neighbour).
+TEST(UpsampleBilinearTest, MatchesAlignCornersFalseByHand) {
+  const std::vector<float> in = {0, 4, 8, 12};  // [[0, 4], [8, 12]]
+  std::vector<float> out(16);
+  UpsampleBilinear(in.data(), 2, 2, out.data(), 4, 4);
+  const float row0[] = {0, 1, 3, 4};
+  const float rowv[] = {0, 2, 6, 8};  // vertical offsets for rows 0..3
+  for (int y = 0; y < 4; ++y) {
+    for (int x = 0; x < 4; ++x) EXPECT_FLOAT_EQ(out[y * 4 + x], row0[x] + rowv[y]) << y << "," << x;
+  }
+}
+
+TEST(UpsampleBilinearTest, ConstantStaysConstantAndIdentityIsExact) {
+  std::vector<float> in(16 * 16, 2.5f), out(256 * 256);
+  UpsampleBilinear(in.data(), 16, 16, out.data(), 256, 256);
+  for (float v : out) ASSERT_FLOAT_EQ(v, 2.5f);
+  std::vector<float> ramp(16);
+  for (int i = 0; i < 16; ++i) ramp[i] = static_cast<float>(i * i);
+  std::vector<float> same(16);
+  UpsampleBilinear(ramp.data(), 4, 4, same.data(), 4, 4);
+  EXPECT_EQ(ramp, same);
+}
+
+TEST(QuantileTest, LinearInterpolationLikeNumpy) {
+  // numpy.quantile([1, 2, 3, 4], q): 0.5 → 2.5, 0.9 → 3.7, 0 → 1, 1 → 4.
+  EXPECT_DOUBLE_EQ(Quantile({4, 1, 3, 2}, 0.5), 2.5);
+  EXPECT_NEAR(Quantile({4, 1, 3, 2}, 0.9), 3.7, 1e-12);
+  EXPECT_DOUBLE_EQ(Quantile({4, 1, 3, 2}, 0.0), 1.0);
+  EXPECT_DOUBLE_EQ(Quantile({4, 1, 3, 2}, 1.0), 4.0);
+  EXPECT_DOUBLE_EQ(Quantile({7}, 0.3), 7.0);
+}
+
+TEST(RobustStatsTest, MedianAndScaledMad) {
+  // median 3; |x − 3| = 2, 1, 0, 1, 97 → MAD 1 → scale 1.4826 (robust to the outlier 100).
+  const std::vector<double> v = {1, 2, 3, 4, 100};
+  RobustStat s = RobustStats(v);
+  EXPECT_DOUBLE_EQ(s.center, 3.0);
+  EXPECT_NEAR(s.scale, 1.4826, 1e-12);
+}
+
+TEST(RobustStatsTest, ZeroMadFallsBackToMeanAbsoluteDeviation) {
+  // median 5, MAD 0 (three of five equal); mean |x − 5| = (0+0+0+2+8)/5 = 2 → 1.2533·2.
+  RobustStat s = RobustStats(std::vector<double>{5, 5, 5, 7, 13});
+  EXPECT_DOUBLE_EQ(s.center, 5.0);
+  EXPECT_NEAR(s.scale, 2.5066, 1e-12);
+}
+
+TEST(RobustStatsTest, ConstantValuesUseTheFloor) {
+  RobustStat s = RobustStats(std::vector<double>{4, 4, 4});
+  EXPECT_DOUBLE_EQ(s.center, 4.0);
+  EXPECT_DOUBLE_EQ(s.scale, 4e-6);
+  EXPECT_TRUE(std::isfinite(1.0 / s.scale));
+}
+
+TEST(CalibrationTest, ScoreIsSumOfRobustZScores) {
+  Calibration cal;
+  cal.diff = {2.0, 0.5};
+  cal.sq_norm = {100.0, 10.0};
+  LatentScore s;
+  s.diff = 3.0;
+  s.sq_norm = 130.0;
+  EXPECT_DOUBLE_EQ(CalibratedScore(cal, s), 2.0 + 3.0);
+}
+
+TEST(CalibrationTest, ThresholdHitsTargetFalsePositiveRate) {
+  std::vector<LatentScore> normal(200);
+  for (int i = 0; i < 200; ++i) {
+    normal[i].diff = 1.0 + 0.01 * ((i * 37) % 200);
+    normal[i].sq_norm = 1000.0 + ((i * 53) % 200);
+  }
+  std::vector<double> pixels;
+  for (int i = 0; i < 1000; ++i) pixels.push_back(i);
+  auto cal = Calibrate(normal, pixels, {.target_fpr = 0.05, .pixel_quantile = 0.99});
+  ASSERT_OK(cal);
+  EXPECT_EQ(cal->num_images, 200);
+  EXPECT_DOUBLE_EQ(cal->fpr_resolution(), 1.0 / 200);
+  int above = 0;
+  for (const LatentScore& s : normal) above += CalibratedScore(*cal, s) > cal->image_threshold;
+  EXPECT_LE(above, 10);  // ≤ 5 % of 200
+  EXPECT_GE(above, 8);
+  EXPECT_NEAR(cal->pixel_threshold, 989.01, 1e-9);
+}
+
+TEST(CalibrationTest, RejectsDegenerateInput) {
+  std::vector<LatentScore> one(1);
+  EXPECT_THAT(Calibrate(one, {1.0}), StatusIs(absl::StatusCode::kInvalidArgument, "at least 2"));
+  std::vector<LatentScore> two(2);
+  EXPECT_THAT(Calibrate(two, {}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Calibrate(two, {1.0}, {.target_fpr = 0.0}), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace invad::core
