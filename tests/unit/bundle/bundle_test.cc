@@ -1,0 +1,218 @@
+#include "bundle/bundle.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "bundle/files.h"
+#include "bundle/safetensors.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/tiny_bundle.h"
+
+namespace invad::bundle {
+namespace {
+
+using ::invad::testing::StatusIs;
+using ::invad::testing::TinyManifest;
+using ::invad::testing::WriteTinyBundle;
+using ::testing::ElementsAre;
+namespace fs = std::filesystem;
+constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
+constexpr auto kNotFound = absl::StatusCode::kNotFound;
+
+class BundleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = fs::temp_directory_path() / ("invad_bundle_test_" + std::to_string(::getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(repo_);
+    model_ = (repo_ / "tiny").string();
+  }
+  void TearDown() override { fs::remove_all(repo_); }
+
+  // Rewrites the manifest after `edit`, keeping checksums valid, so only the edit is wrong.
+  void EditManifest(const std::string& dir, const std::function<void(v1::ModelConfig&)>& edit) {
+    auto text = ReadFile(dir + "/config.pbtxt");
+    ASSERT_OK(text);
+    auto c = ParseManifest(*text);
+    ASSERT_OK(c);
+    edit(*c);
+    ASSERT_OK(WriteFile(dir + "/config.pbtxt", FormatManifest(*c)));
+  }
+  fs::path repo_;
+  std::string model_;
+};
+
+TEST_F(BundleTest, WritesConsecutiveVersionsAndResolvesLatest) {
+  auto v1 = WriteTinyBundle(model_);
+  auto v2 = WriteTinyBundle(model_);
+  ASSERT_OK(v1);
+  ASSERT_OK(v2);
+  EXPECT_THAT(*ListVersions(model_), ElementsAre(1, 2));
+  EXPECT_EQ(*ResolveVersionDir(model_), *v2);
+  EXPECT_EQ(*ResolveVersionDir(*v1), *v1);
+  auto b = ReadBundle(*v1);
+  ASSERT_OK(b);
+  EXPECT_EQ(b->name, "tiny");
+  EXPECT_EQ(b->version, 1);
+  EXPECT_EQ(b->config.files_size(), 2);
+}
+
+TEST_F(BundleTest, LoadedModelRunsTheWholePipeline) {
+  ASSERT_OK(WriteTinyBundle(model_));
+  auto m = LoadModel(model_);
+  ASSERT_OK(m);
+  EXPECT_EQ(m->input.width, 32);
+  core::Tensor images({2, 3, 32, 32}), z;
+  ASSERT_OK(m->pipeline->Encode(images, &z));
+  EXPECT_EQ(z.shape(), (core::Shape{2, 16, 4, 4}));
+  ASSERT_OK(m->pipeline->Invert(3, z));
+  EXPECT_THAT(m->pipeline->Invert(5, z), StatusIs(kInvalid, "allowed"));
+  auto cal = FindCalibration(m->bundle.config, 3);
+  ASSERT_OK(cal);
+  EXPECT_DOUBLE_EQ(cal->image_threshold, 3.0);
+}
+
+TEST_F(BundleTest, MissingThingsAreNotFound) {
+  EXPECT_THAT(ResolveVersionDir(model_), StatusIs(kNotFound));
+  fs::create_directories(model_);
+  EXPECT_THAT(ResolveVersionDir(model_), StatusIs(kNotFound, "no version"));
+  auto dir = WriteTinyBundle(model_);
+  ASSERT_OK(dir);
+  fs::remove(*dir + "/denoiser.safetensors");
+  EXPECT_THAT(ReadBundle(*dir), StatusIs(kNotFound, "denoiser.safetensors"));
+  fs::remove(*dir + "/config.pbtxt");
+  EXPECT_THAT(ReadBundle(*dir), StatusIs(kNotFound, "config.pbtxt"));
+}
+
+TEST_F(BundleTest, TruncatedFileIsInvalidArgument) {
+  auto dir = WriteTinyBundle(model_);
+  ASSERT_OK(dir);
+  const std::string path = *dir + "/denoiser.safetensors";
+  fs::resize_file(path, fs::file_size(path) / 2);
+  EXPECT_THAT(ReadBundle(*dir), StatusIs(kInvalid, "truncated"));
+}
+
+TEST_F(BundleTest, CorruptedFileFailsChecksum) {
+  auto dir = WriteTinyBundle(model_);
+  ASSERT_OK(dir);
+  const std::string path = *dir + "/encoder.safetensors";
+  std::string data = *ReadFile(path);
+  data[data.size() / 2] ^= 0x5a;
+  ASSERT_OK(WriteFile(path, data));
+  EXPECT_THAT(ReadBundle(*dir), StatusIs(kInvalid, "checksum"));
+}
+
+TEST_F(BundleTest, UnparsableManifestNamesTheLine) {
+  auto dir = WriteTinyBundle(model_);
+  ASSERT_OK(dir);
+  ASSERT_OK(WriteFile(*dir + "/config.pbtxt", "format_version: 1\ninput { width: oops }\n"));
+  EXPECT_THAT(ReadBundle(*dir), StatusIs(kInvalid, "line 2"));
+}
+
+struct FieldCase {
+  const char* field;
+  std::function<void(v1::ModelConfig&)> edit;
+};
+
+class ManifestFieldTest : public BundleTest, public ::testing::WithParamInterface<FieldCase> {};
+
+TEST_P(ManifestFieldTest, InvalidFieldIsNamed) {
+  auto dir = WriteTinyBundle(model_);
+  ASSERT_OK(dir);
+  EditManifest(*dir, GetParam().edit);
+  EXPECT_THAT(ReadBundle(*dir), StatusIs(kInvalid, GetParam().field));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fields, ManifestFieldTest,
+    ::testing::Values(
+        FieldCase{"format_version", [](v1::ModelConfig& c) { c.set_format_version(7); }},
+        FieldCase{"input.channel_order", [](v1::ModelConfig& c) { c.mutable_input()->clear_channel_order(); }},
+        FieldCase{"input", [](v1::ModelConfig& c) { c.mutable_input()->mutable_std()->Set(1, 0.0f); }},
+        FieldCase{"latent", [](v1::ModelConfig& c) { c.mutable_latent()->set_height(0); }},
+        FieldCase{"diffusion.allowed_steps", [](v1::ModelConfig& c) { c.mutable_diffusion()->add_allowed_steps(51); }},
+        FieldCase{"diffusion.default_steps", [](v1::ModelConfig& c) { c.mutable_diffusion()->set_default_steps(10); }},
+        FieldCase{"encoder.conv", [](v1::ModelConfig& c) { c.mutable_latent()->set_channels(13); }},
+        FieldCase{"files[0].path", [](v1::ModelConfig& c) { c.mutable_files(0)->set_path("../escape"); }},
+        FieldCase{"denoiser.dit.weights_file",
+                  [](v1::ModelConfig& c) { c.mutable_denoiser()->mutable_dit()->set_weights_file("other.safetensors"); }},
+        FieldCase{"calibration", [](v1::ModelConfig& c) { c.mutable_calibration()->RemoveLast(); }},
+        FieldCase{"calibration[0].category", [](v1::ModelConfig& c) { c.mutable_calibration(0)->set_category("screw"); }}),
+    [](const auto& info) {
+      std::string n = info.param.field;
+      for (char& ch : n) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      }
+      return n + "_" + std::to_string(info.index);
+    });
+
+// A manifest that agrees with itself but not with its weights: caught when the model loads.
+TEST_F(BundleTest, ManifestThatDisagreesWithWeightsFailsToLoad) {
+  auto dir = WriteTinyBundle(model_);
+  ASSERT_OK(dir);
+  EditManifest(*dir, [](v1::ModelConfig& c) { c.mutable_denoiser()->mutable_dit()->set_hidden_size(64); });
+  EXPECT_THAT(LoadModel(*dir), StatusIs(kInvalid, "shape"));
+}
+
+TEST_F(BundleTest, CalibrationFallsBackToAllImagesAndRejectsUnknownCategory) {
+  v1::ModelConfig c = TinyManifest();
+  c.add_categories("screw");
+  core::Calibration screw;
+  screw.diff = {0, 1};
+  screw.sq_norm = {0, 1};
+  screw.image_threshold = 9.0;
+  *c.add_calibration() = FromCalibration(screw, 3, "screw");
+  EXPECT_DOUBLE_EQ(FindCalibration(c, 3, "screw")->image_threshold, 9.0);
+  EXPECT_DOUBLE_EQ(FindCalibration(c, 2, "screw")->image_threshold, 3.0);  // "" entry
+  c.clear_calibration();
+  EXPECT_THAT(FindCalibration(c, 3, "bolt"), StatusIs(kNotFound, "bolt"));
+}
+
+TEST(SafetensorsTest, RoundTripsEveryDtype) {
+  core::NamedTensors t;
+  t["a"] = core::ToRaw(core::Tensor({2, 3}, {1, 2, 3, 4, 5, 6}));
+  t["b\"q"] = {core::DType::kBFloat16, {2}, std::string("\x80\x3f\x00\x40", 4)};
+  t["empty"] = {core::DType::kFloat16, {0, 4}, ""};
+  auto back = ParseSafetensors(SerializeSafetensors(t));
+  ASSERT_OK(back);
+  ASSERT_EQ(back->size(), 3u);
+  for (const auto& [name, raw] : t) {
+    EXPECT_EQ(back->at(name).dtype, raw.dtype) << name;
+    EXPECT_EQ(back->at(name).shape, raw.shape) << name;
+    EXPECT_EQ(back->at(name).bytes, raw.bytes) << name;
+  }
+}
+
+TEST(SafetensorsTest, MalformedFilesAreInvalidArgument) {
+  core::NamedTensors t;
+  t["w"] = core::ToRaw(core::Tensor({4}, {1, 2, 3, 4}));
+  const std::string good = SerializeSafetensors(t);
+  EXPECT_THAT(ParseSafetensors(""), StatusIs(kInvalid, "truncated"));
+  EXPECT_THAT(ParseSafetensors(good.substr(0, good.size() - 3)), StatusIs(kInvalid, "data_offsets"));
+  EXPECT_THAT(ParseSafetensors(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}"), StatusIs(kInvalid, "header length"));
+  std::string garbage = good;
+  garbage.replace(8, 5, "nope!");
+  EXPECT_THAT(ParseSafetensors(garbage), StatusIs(kInvalid, "JSON"));
+  auto with_header = [](const std::string& h) {
+    std::string s(8, '\0');
+    s[0] = static_cast<char>(h.size());
+    return s + h + std::string(16, '\0');
+  };
+  EXPECT_THAT(ParseSafetensors(with_header(R"({"w":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})")),
+              StatusIs(kInvalid, "dtype"));
+  EXPECT_THAT(ParseSafetensors(with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})")),
+              StatusIs(kInvalid, "bytes for shape"));
+  EXPECT_THAT(ParseSafetensors(with_header(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})")),
+              StatusIs(kInvalid, "shape"));
+  EXPECT_THAT(ParseSafetensors(with_header(R"({"w":{"dtype":"F32","shape":[1]}})")), StatusIs(kInvalid, "data_offsets"));
+}
+
+TEST(Sha256Test, KnownVectors) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+}  // namespace
+}  // namespace invad::bundle

@@ -1,0 +1,129 @@
+#include "preprocess/preprocess.h"
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace invad::preprocess {
+namespace {
+
+using ::invad::testing::StatusIs;
+constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
+
+std::string Encode(const cv::Mat& m, const char* ext = ".png") {
+  std::vector<uchar> buf;
+  cv::imencode(ext, m, buf);
+  return std::string(buf.begin(), buf.end());
+}
+
+cv::Mat RandomBgr(int h, int w, uint64_t seed) {
+  cv::Mat m(h, w, CV_8UC3);
+  cv::randu(m, cv::Scalar::all(0), cv::Scalar::all(255));
+  (void)seed;
+  return m;
+}
+
+InputSpec Spec(int size = 16) {
+  InputSpec s;
+  s.width = s.height = size;
+  return s;
+}
+
+TEST(PreprocessTest, NormalisesLikeToTensorAndNormalize) {
+  cv::Mat m(16, 16, CV_8UC3, cv::Scalar(10, 128, 250));  // B, G, R
+  auto t = PreprocessEncoded(Encode(m), Spec());
+  ASSERT_OK(t);
+  EXPECT_EQ(t->shape(), (core::Shape{1, 3, 16, 16}));
+  const int64_t plane = 256;
+  EXPECT_FLOAT_EQ(t->data()[0], (250 / 255.0f - 0.485f) / 0.229f);          // R plane first
+  EXPECT_FLOAT_EQ(t->data()[plane], (128 / 255.0f - 0.456f) / 0.224f);      // G
+  EXPECT_FLOAT_EQ(t->data()[2 * plane + 7], (10 / 255.0f - 0.406f) / 0.225f);  // B
+}
+
+TEST(PreprocessTest, RawRgbAndEncodedBgrGiveTheSameInput) {
+  cv::Mat bgr = RandomBgr(40, 50, 1);
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  auto from_png = PreprocessEncoded(Encode(bgr), Spec());
+  RawPixels raw{50, 40, 3, 8, 0, ChannelOrder::kRgb,
+                std::string_view(reinterpret_cast<const char*>(rgb.data), rgb.total() * 3)};
+  auto img = FromRawPixels(raw);
+  ASSERT_OK(img);
+  core::Tensor t({1, 3, 16, 16});
+  ASSERT_OK(Preprocess(*img, Spec(), t.data()));
+  ASSERT_OK(from_png);
+  EXPECT_EQ(0, std::memcmp(t.data(), from_png->data(), t.numel() * sizeof(float)));
+}
+
+TEST(PreprocessTest, RowStrideIsHonoured) {
+  std::string buf(3 * 8, '\0');  // 3 rows of 5 gray pixels, stride 8
+  for (int y = 0; y < 3; ++y) {
+    for (int x = 0; x < 5; ++x) buf[y * 8 + x] = static_cast<char>(y * 50 + x);
+  }
+  auto img = FromRawPixels({5, 3, 1, 8, 8, ChannelOrder::kGray, buf});
+  ASSERT_OK(img);
+  EXPECT_EQ(img->data[5], 50);  // second row starts after the padding
+  EXPECT_THAT(FromRawPixels({5, 3, 1, 8, 4, ChannelOrder::kGray, buf}), StatusIs(kInvalid, "row_stride"));
+}
+
+TEST(PreprocessTest, SixteenBitUsesTheBundleScale) {
+  cv::Mat m(8, 8, CV_16UC1, cv::Scalar(4095));
+  InputSpec s = Spec(8);
+  s.order = ChannelOrder::kGray;
+  s.mean = {0.0f};
+  s.std = {1.0f};
+  s.uint16_scale = 4095.0f;  // 12-bit data
+  auto t = PreprocessEncoded(Encode(m), s);
+  ASSERT_OK(t);
+  EXPECT_FLOAT_EQ(t->data()[0], 1.0f);
+}
+
+TEST(PreprocessTest, GrayNetworkFromColourImage) {
+  cv::Mat m(8, 8, CV_8UC3, cv::Scalar(0, 0, 255));  // pure red
+  InputSpec s = Spec(8);
+  s.order = ChannelOrder::kGray;
+  s.mean = {0.0f};
+  s.std = {1.0f};
+  auto t = PreprocessEncoded(Encode(m), s);
+  ASSERT_OK(t);
+  EXPECT_NEAR(t->data()[0], 0.299f, 2.0f / 255);  // ITU-R 601 luma
+}
+
+TEST(PreprocessTest, AntialiasedDownscaleOfConstantStaysConstant) {
+  std::vector<uint8_t> in(512 * 384 * 3, 77);
+  std::vector<uint8_t> out = ResizeAntialias8(in.data(), 512, 384, 3, 256, 256);
+  ASSERT_EQ(out.size(), 256u * 256 * 3);
+  for (uint8_t v : out) ASSERT_EQ(v, 77);
+}
+
+TEST(PreprocessTest, BadInputsAreInvalidArgument) {
+  EXPECT_THAT(DecodeImage(""), StatusIs(kInvalid, "empty"));
+  std::mt19937 rng(3);
+  std::string noise(4096, '\0');
+  for (char& c : noise) c = static_cast<char>(rng());
+  EXPECT_THAT(DecodeImage(noise), StatusIs(kInvalid));
+  const std::string png = Encode(RandomBgr(64, 64, 2));
+  EXPECT_THAT(DecodeImage(png.substr(0, png.size() / 2)), StatusIs(kInvalid));
+  EXPECT_THAT(DecodeImage(png, {.max_encoded_bytes = 100}), StatusIs(kInvalid, "limit"));
+  EXPECT_THAT(DecodeImage(png, {.max_pixels = 1000}), StatusIs(kInvalid, "pixels"));
+  EXPECT_THAT(FromRawPixels({0, 0, 3, 8, 0, ChannelOrder::kRgb, ""}), StatusIs(kInvalid, "no pixels"));
+  EXPECT_THAT(FromRawPixels({4, 4, 3, 8, 0, ChannelOrder::kRgb, std::string(47, 'x')}), StatusIs(kInvalid, "needs 48"));
+  EXPECT_THAT(FromRawPixels({100000, 100000, 1, 8, 0, ChannelOrder::kGray, "x"}), StatusIs(kInvalid, "limit"));
+  EXPECT_THAT(FromRawPixels({4, 4, 2, 8, 0, ChannelOrder::kRgb, std::string(32, 'x')}), StatusIs(kInvalid, "channels"));
+  EXPECT_THAT(FromRawPixels({4, 4, 1, 12, 0, ChannelOrder::kGray, std::string(32, 'x')}), StatusIs(kInvalid, "bits"));
+  InputSpec bad = Spec();
+  bad.std = {1.0f};
+  Image img = *DecodeImage(png);
+  std::vector<float> out(3 * 16 * 16);
+  EXPECT_THAT(Preprocess(img, bad, out.data()), StatusIs(kInvalid, "std"));
+}
+
+}  // namespace
+}  // namespace invad::preprocess
