@@ -63,7 +63,9 @@ absl::StatusOr<core::NamedTensors> ParseSafetensors(std::string_view bytes, cons
   if (!google::protobuf::util::JsonStringToMessage(json, &header).ok()) return bad("header is not a JSON object");
   const std::string_view data = bytes.substr(8 + n);
   core::NamedTensors out;
-  for (const auto& [name, value] : header.fields()) {
+  for (const auto& entry : header.fields()) {
+    const std::string& name = entry.first;
+    const google::protobuf::Value& value = entry.second;
     if (name == "__metadata__") continue;
     auto field = [&](const char* key) -> const google::protobuf::Value* {
       if (value.kind_case() != google::protobuf::Value::kStructValue) return nullptr;

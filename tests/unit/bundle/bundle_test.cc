@@ -216,3 +216,17 @@ TEST(Sha256Test, KnownVectors) {
 
 }  // namespace
 }  // namespace invad::bundle
+
+namespace invad::bundle {
+namespace {
+// The documented example manifest parses and validates (it is also the manifest fuzzer's seed).
+TEST(ManifestExampleTest, DocumentedExampleIsValid) {
+  const char* src = std::getenv("INVAD_SOURCE_DIR");
+  auto text = ReadFile(std::string(src ? src : ".") + "/bundle/examples/config.pbtxt");
+  ASSERT_OK(text);
+  auto c = ParseManifest(*text);
+  ASSERT_OK(c);
+  EXPECT_OK(ValidateManifest(*c));
+}
+}  // namespace
+}  // namespace invad::bundle

@@ -1,0 +1,215 @@
+// Core benchmarks: encoder, one denoiser call, and full K-step scoring (encode + K denoiser calls +
+// DDIM updates + scores + maps upsampled to the input size) at batch 1, 4, 16, 32.
+//
+//   build/release/bench/core_bench [--threads=N] [--malloc_fix=0|1] [--precision=fp32|bf16]
+//       [--model=tiny|small] [--encoder_torchscript=PATH --latent=C,H,W] [benchmark flags]
+//
+// bench/run_core_bench.sh runs the variants docs/benchmarks.md reports. Figures come from here,
+// never from tests.
+#include <malloc.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "benchmark/benchmark.h"
+#include "core/model/inversion.h"
+#include "core/runtime/native.h"
+#include "core/runtime/runtime.h"
+#include "core/scoring/scoring.h"
+
+namespace invad::bench {
+namespace {
+
+struct Flags {
+  int threads = 2;
+  bool malloc_fix = true;
+  core::Precision precision = core::Precision::kFp32;
+  std::string model = "small";
+  std::string encoder_torchscript;
+  core::LatentShape latent{272, 16, 16};
+  int steps = 3;
+} flags;
+
+struct Model {
+  std::unique_ptr<core::Pipeline> pipeline;
+  int image_size = 256;
+};
+
+core::ConvEncoderConfig EncoderConfig() {
+  core::ConvEncoderConfig c;
+  if (flags.model == "tiny") {
+    c.stage_channels = {8, 16, 32, 32};
+  } else {
+    c.stage_channels = {16, 32, 64, 64};
+  }
+  c.output_stages = {1, 2, 3};
+  return c;
+}
+
+core::DitConfig DitConfig(const core::LatentShape& latent) {
+  core::DitConfig d;
+  d.latent = latent;
+  d.hidden_size = flags.model == "tiny" ? 64 : 128;
+  d.depth = flags.model == "tiny" ? 2 : 4;
+  d.num_heads = 4;
+  return d;
+}
+
+Model& GetModel() {
+  static Model* m = [] {
+    auto* model = new Model();
+    std::unique_ptr<core::Encoder> enc;
+    if (!flags.encoder_torchscript.empty()) {
+      auto e = core::LoadTorchScriptEncoder(flags.encoder_torchscript, {3, 256, 256, flags.latent}, {});
+      if (!e.ok()) {
+        std::fprintf(stderr, "%s\n", e.status().ToString().c_str());
+        std::exit(2);
+      }
+      enc = std::move(*e);
+    } else {
+      const core::ConvEncoderConfig ec = EncoderConfig();
+      enc = std::move(*core::CreateNativeConvEncoder(ec, core::InitConvEncoderWeights(ec, 1), {}));
+    }
+    const core::DitConfig dc = DitConfig(enc->latent_shape());
+    auto den = core::CreateNativeDit(dc, core::InitDitWeights(dc, 2, /*zero_init_output=*/false),
+                                     {"cpu", flags.precision});
+    if (!den.ok()) {
+      std::fprintf(stderr, "%s\n", den.status().ToString().c_str());
+      std::exit(2);
+    }
+    auto p = core::Pipeline::Create(std::move(enc), std::move(*den), *core::NoiseSchedule::Linear(), {1, 2, 3, 5, 10});
+    model->pipeline = std::move(*p);
+    return model;
+  }();
+  return *m;
+}
+
+core::Tensor Images(int64_t batch) {
+  core::Tensor t({batch, 3, 256, 256});
+  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+  return t;
+}
+
+void Check(const absl::Status& s, benchmark::State& state) {
+  if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
+}
+
+void BM_Encoder(benchmark::State& state) {
+  Model& m = GetModel();
+  const core::Tensor images = Images(state.range(0));
+  core::Tensor z0;
+  for (auto _ : state) Check(m.pipeline->Encode(images, &z0), state);
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+void BM_DenoiserCall(benchmark::State& state) {
+  Model& m = GetModel();
+  core::Tensor z0;
+  Check(m.pipeline->Encode(Images(state.range(0)), &z0), state);
+  const std::vector<int> ts(state.range(0), 500);
+  core::Tensor eps;
+  for (auto _ : state) Check(m.pipeline->denoiser().Predict(z0, ts, &eps), state);
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+// The whole per-request work after preprocessing.
+void BM_FullScoring(benchmark::State& state) {
+  Model& m = GetModel();
+  const int64_t b = state.range(0);
+  const core::Tensor images = Images(b);
+  core::Tensor z, maps, upsampled({b, 256, 256});
+  for (auto _ : state) {
+    Check(m.pipeline->Encode(images, &z), state);
+    Check(m.pipeline->Invert(flags.steps, z), state);
+    std::vector<core::LatentScore> scores = core::ScoreLatents(z, &maps);
+    benchmark::DoNotOptimize(scores);
+    for (int64_t i = 0; i < b; ++i) {
+      core::UpsampleBilinear(maps.sample(i), maps.dim(1), maps.dim(2), upsampled.sample(i), 256, 256);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * b);
+}
+
+// What a load-time precomputation saves: the schedule and K-step plan, built per call vs looked up.
+void BM_PlanPerCall(benchmark::State& state) {
+  for (auto _ : state) {
+    auto s = core::NoiseSchedule::Linear();
+    auto p = core::InversionPlan(*s, flags.steps);
+    benchmark::DoNotOptimize(p);
+  }
+}
+void BM_PlanCached(benchmark::State& state) {
+  Model& m = GetModel();
+  for (auto _ : state) {
+    auto p = m.pipeline->Plan(flags.steps);
+    benchmark::DoNotOptimize(p);
+  }
+}
+
+void Batches(benchmark::internal::Benchmark* b) {
+  for (int n : {1, 4, 16, 32}) b->Arg(n);
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+BENCHMARK(BM_Encoder)->Apply(Batches);
+BENCHMARK(BM_DenoiserCall)->Apply(Batches);
+BENCHMARK(BM_FullScoring)->Apply(Batches);
+BENCHMARK(BM_PlanPerCall)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PlanCached)->Unit(benchmark::kMicrosecond);
+
+bool TakeFlag(const char* arg, const char* name, std::string* value) {
+  const size_t n = std::strlen(name);
+  if (std::strncmp(arg, name, n) != 0 || arg[n] != '=') return false;
+  *value = arg + n + 1;
+  return true;
+}
+
+}  // namespace
+}  // namespace invad::bench
+
+int main(int argc, char** argv) {
+  using invad::bench::flags;
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    std::string v;
+    if (invad::bench::TakeFlag(argv[i], "--threads", &v)) {
+      flags.threads = std::atoi(v.c_str());
+    } else if (invad::bench::TakeFlag(argv[i], "--malloc_fix", &v)) {
+      flags.malloc_fix = v != "0";
+    } else if (invad::bench::TakeFlag(argv[i], "--precision", &v)) {
+      flags.precision = *invad::core::ParsePrecision(v);
+    } else if (invad::bench::TakeFlag(argv[i], "--model", &v)) {
+      flags.model = v;
+    } else if (invad::bench::TakeFlag(argv[i], "--steps", &v)) {
+      flags.steps = std::atoi(v.c_str());
+    } else if (invad::bench::TakeFlag(argv[i], "--encoder_torchscript", &v)) {
+      flags.encoder_torchscript = v;
+    } else if (invad::bench::TakeFlag(argv[i], "--latent", &v)) {
+      std::vector<std::string> parts = absl::StrSplit(v, ',');
+      flags.latent = {std::stoll(parts.at(0)), std::stoll(parts.at(1)), std::stoll(parts.at(2))};
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (flags.malloc_fix) {  // platform.md P2: keep freed tensor memory in the process
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
+  if (!invad::core::ConfigureTorchThreads(flags.threads).ok()) return 2;
+  benchmark::AddCustomContext("invad_threads", std::to_string(flags.threads));
+  benchmark::AddCustomContext("invad_malloc_fix", flags.malloc_fix ? "1" : "0");
+  benchmark::AddCustomContext("invad_precision", invad::core::PrecisionName(flags.precision));
+  benchmark::AddCustomContext("invad_model", flags.encoder_torchscript.empty() ? flags.model : flags.encoder_torchscript);
+  const char* ct = std::getenv("OPENBLAS_CORETYPE");
+  benchmark::AddCustomContext("OPENBLAS_CORETYPE", ct ? ct : "(unset)");
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

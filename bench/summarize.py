@@ -1,0 +1,51 @@
+"""Turns core_bench JSON files (one per variant) into the markdown tables of docs/benchmarks.md.
+All figures are medians over repetitions measured in the same run."""
+import json
+import os
+import sys
+
+d = sys.argv[1]
+
+
+def medians(name):
+    path = os.path.join(d, name + ".json")
+    if not os.path.exists(path):
+        return {}
+    data = json.load(open(path))
+    out = {}
+    for b in data["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            unit = b["time_unit"]
+            scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+            out[b["run_name"].replace("/real_time", "")] = b["real_time"] * scale  # ms
+    return out
+
+
+m = medians("main")
+steps = 3
+print("\n| batch | encoder ms | denoiser call ms | full K=3 scoring ms | images/s | full ÷ (enc + 3·den) |")
+print("|---|---|---|---|---|---|")
+for b in (1, 4, 16, 32):
+    enc, den, full = m.get(f"BM_Encoder/{b}"), m.get(f"BM_DenoiserCall/{b}"), m.get(f"BM_FullScoring/{b}")
+    if None in (enc, den, full):
+        continue
+    print(f"| {b} | {enc:.2f} | {den:.2f} | {full:.2f} | {1000 * b / full:.1f} | {full / (enc + steps * den):.3f} |")
+
+print("\n| change (batch 16) | before ms | after ms | speed-up |")
+print("|---|---|---|---|")
+nm, ot, bf = medians("no_malloc_fix"), medians("one_thread"), medians("bf16")
+for what in ("Encoder", "DenoiserCall"):
+    k = f"BM_{what}/16"
+    if k in nm and k in m:
+        print(f"| allocator fix (P2), {what} | {nm[k]:.2f} | {m[k]:.2f} | {nm[k] / m[k]:.2f}× |")
+for what in ("Encoder", "DenoiserCall"):
+    k = f"BM_{what}/16"
+    if k in ot and k in m:
+        print(f"| 2 intra-op threads instead of 1 (P4), {what} | {ot[k]:.2f} | {m[k]:.2f} | {ot[k] / m[k]:.2f}× |")
+k = "BM_DenoiserCall/16"
+if k in bf and k in m:
+    print(f"| bf16 instead of fp32, DenoiserCall | {m[k]:.2f} | {bf[k]:.2f} | {m[k] / bf[k]:.2f}× |")
+p = medians("plan")
+if p:
+    print(f"| schedule + K=3 plan built at load, not per call | {p['BM_PlanPerCall'] * 1000:.2f} µs | "
+          f"{p['BM_PlanCached'] * 1000:.4f} µs | {p['BM_PlanPerCall'] / p['BM_PlanCached']:.0f}× |")

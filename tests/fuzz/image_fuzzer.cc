@@ -1,0 +1,20 @@
+// Fuzzes image decoding and preprocessing (request bytes are untrusted input). The pixel limit is
+// kept small so the fuzzer explores formats rather than allocation sizes.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "preprocess/preprocess.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  invad::preprocess::DecodeLimits limits;
+  limits.max_pixels = 1 << 20;
+  auto img = invad::preprocess::DecodeImage(std::string_view(reinterpret_cast<const char*>(data), size), limits);
+  if (!img.ok()) return 0;
+  invad::preprocess::InputSpec spec;
+  spec.width = spec.height = 32;
+  std::vector<float> out(3 * 32 * 32);
+  (void)invad::preprocess::Preprocess(*img, spec, out.data());
+  return 0;
+}
