@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BENCH_BIN:-build/release/bench/core_bench}
 REPS=5
-MIN_TIME=1
+MIN_TIME=2
 args=()
 for a in "$@"; do
   case $a in

@@ -6,12 +6,13 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
 #include "bundle/files.h"
 #include "bundle/safetensors.h"
 #include "core/base/status_macros.h"
 #include "core/runtime/native.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
 
 namespace invad::bundle {
 namespace fs = std::filesystem;
@@ -21,7 +22,8 @@ namespace {
 class CollectErrors : public google::protobuf::io::ErrorCollector {
  public:
   void AddError(int line, int column, const std::string& message) override {
-    if (first.empty()) first = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ", message);
+    if (first.empty())
+      first = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ", message);
   }
   std::string first;
 };
@@ -39,22 +41,28 @@ bool SafeRelativePath(const std::string& p) {
 }
 
 bool IsHex64(const std::string& s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(c) && !std::isupper(c); });
+  return s.size() == 64 && std::all_of(s.begin(), s.end(),
+                                       [](char c) { return std::isxdigit(c) && !std::isupper(c); });
 }
 
 // Files the encoder and denoiser specs refer to.
 std::vector<std::pair<std::string, std::string>> ReferencedFiles(const v1::ModelConfig& c) {
   std::vector<std::pair<std::string, std::string>> out;
-  if (c.encoder().has_torchscript()) out.push_back({"encoder.torchscript.file", c.encoder().torchscript().file()});
-  if (c.encoder().has_conv()) out.push_back({"encoder.conv.weights_file", c.encoder().conv().weights_file()});
-  if (c.denoiser().has_torchscript()) out.push_back({"denoiser.torchscript.file", c.denoiser().torchscript().file()});
-  if (c.denoiser().has_dit()) out.push_back({"denoiser.dit.weights_file", c.denoiser().dit().weights_file()});
+  if (c.encoder().has_torchscript())
+    out.push_back({"encoder.torchscript.file", c.encoder().torchscript().file()});
+  if (c.encoder().has_conv())
+    out.push_back({"encoder.conv.weights_file", c.encoder().conv().weights_file()});
+  if (c.denoiser().has_torchscript())
+    out.push_back({"denoiser.torchscript.file", c.denoiser().torchscript().file()});
+  if (c.denoiser().has_dit())
+    out.push_back({"denoiser.dit.weights_file", c.denoiser().dit().weights_file()});
   return out;
 }
 
 absl::StatusOr<int> ParseVersion(const std::string& name) {
   int v = 0;
-  if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit) || !absl::SimpleAtoi(name, &v) || v <= 0) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit) ||
+      !absl::SimpleAtoi(name, &v) || v <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a version number"));
   }
   return v;
@@ -68,7 +76,8 @@ absl::StatusOr<v1::ModelConfig> ParseManifest(std::string_view text) {
   CollectErrors errors;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(std::string(text), &config)) {
-    return absl::InvalidArgumentError(absl::StrCat(kManifestName, ": ", errors.first.empty() ? "parse error" : errors.first));
+    return absl::InvalidArgumentError(
+        absl::StrCat(kManifestName, ": ", errors.first.empty() ? "parse error" : errors.first));
   }
   return config;
 }
@@ -81,45 +90,59 @@ std::string FormatManifest(const v1::ModelConfig& config) {
 
 absl::Status ValidateManifest(const v1::ModelConfig& c) {
   if (c.format_version() != kFormatVersion) {
-    return Invalid("format_version", absl::StrCat(c.format_version(), " is not supported (expected ", kFormatVersion, ")"));
+    return Invalid(
+        "format_version",
+        absl::StrCat(c.format_version(), " is not supported (expected ", kFormatVersion, ")"));
   }
   // Input.
   const v1::InputSpec& in = c.input();
-  if (in.channel_order() == v1::CHANNEL_ORDER_UNSPECIFIED) return Invalid("input.channel_order", "must be set");
+  if (in.channel_order() == v1::CHANNEL_ORDER_UNSPECIFIED)
+    return Invalid("input.channel_order", "must be set");
   if (in.resize() == v1::RESIZE_METHOD_UNSPECIFIED) return Invalid("input.resize", "must be set");
-  if (absl::Status s = ToInputSpec(in).Validate(); !s.ok()) return Invalid("input", std::string(s.message()));
+  if (absl::Status s = ToInputSpec(in).Validate(); !s.ok())
+    return Invalid("input", std::string(s.message()));
   // Latent.
   const v1::LatentSpec& l = c.latent();
-  if (l.channels() < 1 || l.height() < 1 || l.width() < 1 || l.channels() > 65536 || l.height() > 1024 ||
-      l.width() > 1024) {
-    return Invalid("latent", absl::StrCat("bad shape [", l.channels(), ",", l.height(), ",", l.width(), "]"));
+  if (l.channels() < 1 || l.height() < 1 || l.width() < 1 || l.channels() > 65536 ||
+      l.height() > 1024 || l.width() > 1024) {
+    return Invalid("latent",
+                   absl::StrCat("bad shape [", l.channels(), ",", l.height(), ",", l.width(), "]"));
   }
   // Diffusion.
   const v1::DiffusionSpec& d = c.diffusion();
-  if (auto s = ToNoiseSchedule(d); !s.ok()) return Invalid("diffusion", std::string(s.status().message()));
-  if (d.allowed_steps().empty()) return Invalid("diffusion.allowed_steps", "must list at least one K");
+  if (auto s = ToNoiseSchedule(d); !s.ok())
+    return Invalid("diffusion", std::string(s.status().message()));
+  if (d.allowed_steps().empty())
+    return Invalid("diffusion.allowed_steps", "must list at least one K");
   std::set<int> steps;
   for (int k : d.allowed_steps()) {
     if (k < 1 || k > core::kMaxInversionSteps) {
-      return Invalid("diffusion.allowed_steps", absl::StrCat(k, " is outside [1, ", core::kMaxInversionSteps, "]"));
+      return Invalid("diffusion.allowed_steps",
+                     absl::StrCat(k, " is outside [1, ", core::kMaxInversionSteps, "]"));
     }
-    if (!steps.insert(k).second) return Invalid("diffusion.allowed_steps", absl::StrCat(k, " is listed twice"));
+    if (!steps.insert(k).second)
+      return Invalid("diffusion.allowed_steps", absl::StrCat(k, " is listed twice"));
   }
   if (!steps.count(d.default_steps())) {
-    return Invalid("diffusion.default_steps", absl::StrCat(d.default_steps(), " is not in allowed_steps"));
+    return Invalid("diffusion.default_steps",
+                   absl::StrCat(d.default_steps(), " is not in allowed_steps"));
   }
   // Models.
-  if (c.encoder().kind_case() == v1::EncoderSpec::KIND_NOT_SET) return Invalid("encoder", "must be torchscript or conv");
-  if (c.denoiser().kind_case() == v1::DenoiserSpec::KIND_NOT_SET) return Invalid("denoiser", "must be torchscript or dit");
+  if (c.encoder().kind_case() == v1::EncoderSpec::KIND_NOT_SET)
+    return Invalid("encoder", "must be torchscript or conv");
+  if (c.denoiser().kind_case() == v1::DenoiserSpec::KIND_NOT_SET)
+    return Invalid("denoiser", "must be torchscript or dit");
   if (c.encoder().has_conv()) {
     const auto& e = c.encoder().conv();
     int64_t ch = 0;
     for (int s : e.output_stages()) {
-      if (s < 0 || s >= e.stage_channels_size()) return Invalid("encoder.conv.output_stages", absl::StrCat("stage ", s, " does not exist"));
+      if (s < 0 || s >= e.stage_channels_size())
+        return Invalid("encoder.conv.output_stages", absl::StrCat("stage ", s, " does not exist"));
       ch += e.stage_channels(s);
     }
     if (ch != l.channels()) {
-      return Invalid("encoder.conv", absl::StrCat("output stages give ", ch, " channels, latent.channels is ", l.channels()));
+      return Invalid("encoder.conv", absl::StrCat("output stages give ", ch,
+                                                  " channels, latent.channels is ", l.channels()));
     }
     if (in.width() != in.height()) return Invalid("encoder.conv", "needs a square input");
   }
@@ -131,24 +154,32 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
   for (int i = 0; i < c.files_size(); ++i) {
     const v1::FileEntry& f = c.files(i);
     const std::string field = absl::StrCat("files[", i, "]");
-    if (!SafeRelativePath(f.path())) return Invalid(field + ".path", absl::StrCat("'", f.path(), "' must be a relative path inside the bundle"));
+    if (!SafeRelativePath(f.path()))
+      return Invalid(field + ".path",
+                     absl::StrCat("'", f.path(), "' must be a relative path inside the bundle"));
     if (!IsHex64(f.sha256())) return Invalid(field + ".sha256", "must be 64 lower-case hex digits");
     if (f.size_bytes() < 0) return Invalid(field + ".size_bytes", "must be >= 0");
-    if (!listed.insert(f.path()).second) return Invalid(field + ".path", absl::StrCat("'", f.path(), "' is listed twice"));
+    if (!listed.insert(f.path()).second)
+      return Invalid(field + ".path", absl::StrCat("'", f.path(), "' is listed twice"));
   }
   for (const auto& [field, file] : ReferencedFiles(c)) {
-    if (!listed.count(file)) return Invalid(field, absl::StrCat("'", file, "' is not listed in files"));
+    if (!listed.count(file))
+      return Invalid(field, absl::StrCat("'", file, "' is not listed in files"));
   }
   // Calibration: every allowed K needs one, for all images or for every category.
   for (int i = 0; i < c.calibration_size(); ++i) {
     const v1::CalibrationEntry& e = c.calibration(i);
     const std::string field = absl::StrCat("calibration[", i, "]");
-    if (!steps.count(e.steps())) return Invalid(field + ".steps", absl::StrCat(e.steps(), " is not in allowed_steps"));
-    if (!(e.diff_scale() > 0) || !(e.sq_norm_scale() > 0)) return Invalid(field, "diff_scale and sq_norm_scale must be > 0");
-    if (!(e.target_fpr() > 0 && e.target_fpr() < 1)) return Invalid(field + ".target_fpr", "must be in (0, 1)");
-    if (!e.category().empty() &&
-        std::find(c.categories().begin(), c.categories().end(), e.category()) == c.categories().end()) {
-      return Invalid(field + ".category", absl::StrCat("'", e.category(), "' is not in categories"));
+    if (!steps.count(e.steps()))
+      return Invalid(field + ".steps", absl::StrCat(e.steps(), " is not in allowed_steps"));
+    if (!(e.diff_scale() > 0) || !(e.sq_norm_scale() > 0))
+      return Invalid(field, "diff_scale and sq_norm_scale must be > 0");
+    if (!(e.target_fpr() > 0 && e.target_fpr() < 1))
+      return Invalid(field + ".target_fpr", "must be in (0, 1)");
+    if (!e.category().empty() && std::find(c.categories().begin(), c.categories().end(),
+                                           e.category()) == c.categories().end()) {
+      return Invalid(field + ".category",
+                     absl::StrCat("'", e.category(), "' is not in categories"));
     }
   }
   for (int k : steps) {
@@ -159,31 +190,37 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
     if (cats.count("")) continue;
     for (const auto& cat : c.categories()) {
       if (!cats.count(cat)) {
-        return Invalid("calibration", absl::StrCat("no calibration for steps=", k, (cats.empty() ? "" : absl::StrCat(", category '", cat, "'"))));
+        return Invalid("calibration",
+                       absl::StrCat("no calibration for steps=", k,
+                                    (cats.empty() ? "" : absl::StrCat(", category '", cat, "'"))));
       }
     }
-    if (c.categories().empty()) return Invalid("calibration", absl::StrCat("no calibration for steps=", k));
+    if (c.categories().empty())
+      return Invalid("calibration", absl::StrCat("no calibration for steps=", k));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<Bundle> ReadBundle(const std::string& version_dir) {
   std::error_code ec;
-  if (!fs::is_directory(version_dir, ec)) return absl::NotFoundError(absl::StrCat("bundle folder not found: ", version_dir));
+  if (!fs::is_directory(version_dir, ec))
+    return absl::NotFoundError(absl::StrCat("bundle folder not found: ", version_dir));
   const fs::path dir = fs::path(version_dir).lexically_normal();
   const fs::path clean = dir.filename().empty() ? dir.parent_path() : dir;
   Bundle b;
   b.dir = clean.string();
   auto version = ParseVersion(clean.filename().string());
   if (!version.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(version_dir, ": a bundle folder must be named by its version (1, 2, ...)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(version_dir, ": a bundle folder must be named by its version (1, 2, ...)"));
   }
   b.version = *version;
   b.name = clean.parent_path().filename().string();
   const std::string manifest_path = (clean / kManifestName).string();
   INVAD_ASSIGN_OR_RETURN(std::string text, ReadFile(manifest_path));
   auto config = ParseManifest(text);
-  if (!config.ok()) return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": ", config.status().message()));
+  if (!config.ok())
+    return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": ", config.status().message()));
   b.config = std::move(*config);
   if (absl::Status s = ValidateManifest(b.config); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(b.dir, "/", s.message()));
@@ -191,13 +228,17 @@ absl::StatusOr<Bundle> ReadBundle(const std::string& version_dir) {
   for (const v1::FileEntry& f : b.config.files()) {
     const std::string path = (clean / f.path()).string();
     auto data = ReadFile(path);
-    if (!data.ok()) return absl::NotFoundError(absl::StrCat("bundle file ", path, " (files: ", f.path(), ") is missing"));
+    if (!data.ok())
+      return absl::NotFoundError(
+          absl::StrCat("bundle file ", path, " (files: ", f.path(), ") is missing"));
     if (static_cast<int64_t>(data->size()) != f.size_bytes()) {
-      return absl::InvalidArgumentError(absl::StrCat("bundle file ", path, " is ", data->size(), " bytes, the manifest says ",
-                                                     f.size_bytes(), " (truncated or replaced)"));
+      return absl::InvalidArgumentError(absl::StrCat("bundle file ", path, " is ", data->size(),
+                                                     " bytes, the manifest says ", f.size_bytes(),
+                                                     " (truncated or replaced)"));
     }
     if (Sha256Hex(*data) != f.sha256()) {
-      return absl::InvalidArgumentError(absl::StrCat("bundle file ", path, " fails its sha256 checksum (corrupt or modified)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bundle file ", path, " fails its sha256 checksum (corrupt or modified)"));
     }
   }
   return b;
@@ -205,7 +246,8 @@ absl::StatusOr<Bundle> ReadBundle(const std::string& version_dir) {
 
 absl::StatusOr<std::vector<int>> ListVersions(const std::string& model_dir) {
   std::error_code ec;
-  if (!fs::is_directory(model_dir, ec)) return absl::NotFoundError(absl::StrCat("model folder not found: ", model_dir));
+  if (!fs::is_directory(model_dir, ec))
+    return absl::NotFoundError(absl::StrCat("model folder not found: ", model_dir));
   std::vector<int> versions;
   for (const auto& entry : fs::directory_iterator(model_dir, ec)) {
     if (!entry.is_directory()) continue;
@@ -217,10 +259,13 @@ absl::StatusOr<std::vector<int>> ListVersions(const std::string& model_dir) {
 
 absl::StatusOr<std::string> ResolveVersionDir(const std::string& path) {
   std::error_code ec;
-  if (!fs::is_directory(path, ec)) return absl::NotFoundError(absl::StrCat("model not found: ", path));
+  if (!fs::is_directory(path, ec))
+    return absl::NotFoundError(absl::StrCat("model not found: ", path));
   if (fs::exists(fs::path(path) / kManifestName, ec)) return path;
   INVAD_ASSIGN_OR_RETURN(std::vector<int> versions, ListVersions(path));
-  if (versions.empty()) return absl::NotFoundError(absl::StrCat(path, " has no version folders (1, 2, ...) and no ", kManifestName));
+  if (versions.empty())
+    return absl::NotFoundError(
+        absl::StrCat(path, " has no version folders (1, 2, ...) and no ", kManifestName));
   return (fs::path(path) / std::to_string(versions.back())).string();
 }
 
@@ -243,7 +288,8 @@ absl::StatusOr<std::string> WriteNextVersion(const std::string& model_dir, v1::M
   const fs::path tmp = fs::path(model_dir) / absl::StrCat(".tmp-", next, "-", ::getpid());
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
   for (const BundleFile& f : files) {
     fs::create_directories((tmp / f.path).parent_path(), ec);
     INVAD_RETURN_IF_ERROR(WriteFile((tmp / f.path).string(), f.contents));
@@ -251,7 +297,9 @@ absl::StatusOr<std::string> WriteNextVersion(const std::string& model_dir, v1::M
   INVAD_RETURN_IF_ERROR(WriteFile((tmp / kManifestName).string(), FormatManifest(config)));
   const fs::path final_dir = fs::path(model_dir) / std::to_string(next);
   fs::rename(tmp, final_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot publish ", final_dir.string(), ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("cannot publish ", final_dir.string(), ": ", ec.message()));
   return final_dir.string();
 }
 
@@ -271,18 +319,24 @@ preprocess::InputSpec ToInputSpec(const v1::InputSpec& in) {
   return s;
 }
 
-core::LatentShape ToLatentShape(const v1::LatentSpec& l) { return {l.channels(), l.height(), l.width()}; }
+core::LatentShape ToLatentShape(const v1::LatentSpec& l) {
+  return {l.channels(), l.height(), l.width()};
+}
 
 absl::StatusOr<core::NoiseSchedule> ToNoiseSchedule(const v1::DiffusionSpec& d) {
   return core::NoiseSchedule::Linear(d.num_timesteps() > 0 ? d.num_timesteps() : 1000,
-                                     d.beta_start() > 0 ? d.beta_start() : 1e-4, d.beta_end() > 0 ? d.beta_end() : 0.02);
+                                     d.beta_start() > 0 ? d.beta_start() : 1e-4,
+                                     d.beta_end() > 0 ? d.beta_end() : 0.02);
 }
 
 core::Precision ToPrecision(v1::Precision p) {
   switch (p) {
-    case v1::BF16: return core::Precision::kBf16;
-    case v1::FP16: return core::Precision::kFp16;
-    default: return core::Precision::kFp32;
+    case v1::BF16:
+      return core::Precision::kBf16;
+    case v1::FP16:
+      return core::Precision::kFp16;
+    default:
+      return core::Precision::kFp32;
   }
 }
 
@@ -298,7 +352,8 @@ core::Calibration ToCalibration(const v1::CalibrationEntry& e) {
   return c;
 }
 
-v1::CalibrationEntry FromCalibration(const core::Calibration& c, int steps, const std::string& category) {
+v1::CalibrationEntry FromCalibration(const core::Calibration& c, int steps,
+                                     const std::string& category) {
   v1::CalibrationEntry e;
   e.set_steps(steps);
   e.set_category(category);
@@ -315,7 +370,8 @@ v1::CalibrationEntry FromCalibration(const core::Calibration& c, int steps, cons
   return e;
 }
 
-absl::StatusOr<core::Calibration> FindCalibration(const v1::ModelConfig& config, int steps, const std::string& category) {
+absl::StatusOr<core::Calibration> FindCalibration(const v1::ModelConfig& config, int steps,
+                                                  const std::string& category) {
   const v1::CalibrationEntry* fallback = nullptr;
   for (const auto& e : config.calibration()) {
     if (e.steps() != steps) continue;
@@ -323,8 +379,8 @@ absl::StatusOr<core::Calibration> FindCalibration(const v1::ModelConfig& config,
     if (e.category().empty()) fallback = &e;
   }
   if (fallback) return ToCalibration(*fallback);
-  if (!category.empty() &&
-      std::find(config.categories().begin(), config.categories().end(), category) == config.categories().end()) {
+  if (!category.empty() && std::find(config.categories().begin(), config.categories().end(),
+                                     category) == config.categories().end()) {
     return absl::NotFoundError(absl::StrCat("unknown category '", category, "'"));
   }
   return absl::InvalidArgumentError(absl::StrCat("no calibration for steps=", steps));
@@ -338,13 +394,16 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string
   m.input = ToInputSpec(c.input());
   const core::LatentShape latent = ToLatentShape(c.latent());
   const core::RuntimeOptions runtime{device, ToPrecision(c.precision())};
-  const core::RuntimeOptions encoder_runtime{device, core::Precision::kFp32};  // the encoder runs fp32
+  const core::RuntimeOptions encoder_runtime{device,
+                                             core::Precision::kFp32};  // the encoder runs fp32
   auto file = [&](const std::string& rel) { return (fs::path(m.bundle.dir) / rel).string(); };
 
   std::unique_ptr<core::Encoder> encoder;
   if (c.encoder().has_torchscript()) {
     const core::EncoderIo io{m.input.channels(), m.input.height, m.input.width, latent};
-    INVAD_ASSIGN_OR_RETURN(encoder, core::LoadTorchScriptEncoder(file(c.encoder().torchscript().file()), io, encoder_runtime));
+    INVAD_ASSIGN_OR_RETURN(
+        encoder,
+        core::LoadTorchScriptEncoder(file(c.encoder().torchscript().file()), io, encoder_runtime));
   } else {
     const auto& e = c.encoder().conv();
     core::ConvEncoderConfig cfg;
@@ -358,7 +417,8 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string
   }
   std::unique_ptr<core::Denoiser> denoiser;
   if (c.denoiser().has_torchscript()) {
-    INVAD_ASSIGN_OR_RETURN(denoiser, core::LoadTorchScriptDenoiser(file(c.denoiser().torchscript().file()), latent, runtime));
+    INVAD_ASSIGN_OR_RETURN(denoiser, core::LoadTorchScriptDenoiser(
+                                         file(c.denoiser().torchscript().file()), latent, runtime));
   } else {
     const auto& d = c.denoiser().dit();
     core::DitConfig cfg;
@@ -368,14 +428,19 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string
     cfg.depth = d.depth();
     cfg.num_heads = d.num_heads();
     if (d.mlp_ratio_x100() > 0) cfg.mlp_ratio_x100 = d.mlp_ratio_x100();
-    if (d.frequency_embedding_size() > 0) cfg.frequency_embedding_size = d.frequency_embedding_size();
+    if (d.frequency_embedding_size() > 0)
+      cfg.frequency_embedding_size = d.frequency_embedding_size();
     INVAD_ASSIGN_OR_RETURN(core::NamedTensors w, ReadSafetensors(file(d.weights_file())));
     INVAD_ASSIGN_OR_RETURN(denoiser, core::CreateNativeDit(cfg, w, runtime));
   }
   INVAD_ASSIGN_OR_RETURN(core::NoiseSchedule schedule, ToNoiseSchedule(c.diffusion()));
-  const std::vector<int> steps(c.diffusion().allowed_steps().begin(), c.diffusion().allowed_steps().end());
-  const core::ScheduleMode mode = c.diffusion().schedule() == v1::SCHEDULE_PAPER ? core::ScheduleMode::kPaper : core::ScheduleMode::kCode;
-  INVAD_ASSIGN_OR_RETURN(m.pipeline, core::Pipeline::Create(std::move(encoder), std::move(denoiser), schedule, steps, mode));
+  const std::vector<int> steps(c.diffusion().allowed_steps().begin(),
+                               c.diffusion().allowed_steps().end());
+  const core::ScheduleMode mode = c.diffusion().schedule() == v1::SCHEDULE_PAPER
+                                      ? core::ScheduleMode::kPaper
+                                      : core::ScheduleMode::kCode;
+  INVAD_ASSIGN_OR_RETURN(m.pipeline, core::Pipeline::Create(std::move(encoder), std::move(denoiser),
+                                                            schedule, steps, mode));
   return m;
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "core/model/inversion.h"
 #include "core/runtime/runtime.h"
 #include "core/scoring/calibration.h"
@@ -66,7 +67,8 @@ core::LatentShape ToLatentShape(const v1::LatentSpec& l);
 absl::StatusOr<core::NoiseSchedule> ToNoiseSchedule(const v1::DiffusionSpec& d);
 core::Precision ToPrecision(v1::Precision p);
 core::Calibration ToCalibration(const v1::CalibrationEntry& e);
-v1::CalibrationEntry FromCalibration(const core::Calibration& c, int steps, const std::string& category);
+v1::CalibrationEntry FromCalibration(const core::Calibration& c, int steps,
+                                     const std::string& category);
 // The calibration of (steps, category); falls back to category "" when the category has none.
 absl::StatusOr<core::Calibration> FindCalibration(const v1::ModelConfig& config, int steps,
                                                   const std::string& category = "");

@@ -1,12 +1,12 @@
 #include "bundle/files.h"
 
-#include <openssl/evp.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include <openssl/evp.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -18,7 +18,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
     return absl::NotFoundError(absl::StrCat("file not found: ", path));
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  if (!in)
+    return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
   std::string data;
   in.seekg(0, std::ios::end);
   data.resize(static_cast<size_t>(in.tellg()));
@@ -32,13 +33,16 @@ absl::Status WriteFile(const std::string& path, std::string_view contents) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
+    if (!out)
+      return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
     out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
     if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", path, ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", ec.message()));
   return absl::OkStatus();
 }
 

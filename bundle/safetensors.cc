@@ -6,9 +6,10 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "bundle/files.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+
+#include "bundle/files.h"
 
 namespace invad::bundle {
 namespace {
@@ -23,7 +24,8 @@ absl::StatusOr<core::DType> ParseDType(const std::string& s) {
 }
 
 absl::StatusOr<int64_t> AsIndex(const google::protobuf::Value& v) {
-  if (v.kind_case() != google::protobuf::Value::kNumberValue) return absl::InvalidArgumentError("not a number");
+  if (v.kind_case() != google::protobuf::Value::kNumberValue)
+    return absl::InvalidArgumentError("not a number");
   const double d = v.number_value();
   if (!(d >= 0 && d <= 9007199254740992.0) || std::floor(d) != d) {
     return absl::InvalidArgumentError(absl::StrCat("not a non-negative integer: ", d));
@@ -50,17 +52,22 @@ std::string JsonEscape(const std::string& s) {
 
 }  // namespace
 
-absl::StatusOr<core::NamedTensors> ParseSafetensors(std::string_view bytes, const std::string& what) {
-  auto bad = [&](const std::string& msg) { return absl::InvalidArgumentError(absl::StrCat(what, ": ", msg)); };
+absl::StatusOr<core::NamedTensors> ParseSafetensors(std::string_view bytes,
+                                                    const std::string& what) {
+  auto bad = [&](const std::string& msg) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", msg));
+  };
   if (bytes.size() < 8) return bad("truncated: shorter than the 8-byte header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
   if (n > kMaxHeaderBytes || n > bytes.size() - 8) {
-    return bad(absl::StrCat("header length ", n, " exceeds the file (", bytes.size(), " bytes): truncated or corrupt"));
+    return bad(absl::StrCat("header length ", n, " exceeds the file (", bytes.size(),
+                            " bytes): truncated or corrupt"));
   }
   google::protobuf::Struct header;
   const std::string json(bytes.substr(8, n));
-  if (!google::protobuf::util::JsonStringToMessage(json, &header).ok()) return bad("header is not a JSON object");
+  if (!google::protobuf::util::JsonStringToMessage(json, &header).ok())
+    return bad("header is not a JSON object");
   const std::string_view data = bytes.substr(8 + n);
   core::NamedTensors out;
   for (const auto& entry : header.fields()) {
@@ -77,8 +84,10 @@ absl::StatusOr<core::NamedTensors> ParseSafetensors(std::string_view bytes, cons
     const auto* offsets = field("data_offsets");
     if (!dtype || dtype->kind_case() != google::protobuf::Value::kStringValue || !shape ||
         shape->kind_case() != google::protobuf::Value::kListValue || !offsets ||
-        offsets->kind_case() != google::protobuf::Value::kListValue || offsets->list_value().values_size() != 2) {
-      return bad(absl::StrCat("tensor '", name, "': needs dtype, shape and data_offsets [begin, end]"));
+        offsets->kind_case() != google::protobuf::Value::kListValue ||
+        offsets->list_value().values_size() != 2) {
+      return bad(
+          absl::StrCat("tensor '", name, "': needs dtype, shape and data_offsets [begin, end]"));
     }
     core::RawTensor t;
     auto dt = ParseDType(dtype->string_value());
@@ -87,7 +96,8 @@ absl::StatusOr<core::NamedTensors> ParseSafetensors(std::string_view bytes, cons
     int64_t numel = 1;
     for (const auto& d : shape->list_value().values()) {
       auto v = AsIndex(d);
-      if (!v.ok() || *v > (int64_t{1} << 40)) return bad(absl::StrCat("tensor '", name, "': bad shape"));
+      if (!v.ok() || *v > (int64_t{1} << 40))
+        return bad(absl::StrCat("tensor '", name, "': bad shape"));
       t.shape.push_back(*v);
       numel *= *v;
       if (numel > (int64_t{1} << 40)) return bad(absl::StrCat("tensor '", name, "': too large"));
@@ -95,11 +105,12 @@ absl::StatusOr<core::NamedTensors> ParseSafetensors(std::string_view bytes, cons
     auto begin = AsIndex(offsets->list_value().values(0));
     auto end = AsIndex(offsets->list_value().values(1));
     if (!begin.ok() || !end.ok() || *begin > *end || static_cast<uint64_t>(*end) > data.size()) {
-      return bad(absl::StrCat("tensor '", name, "': data_offsets outside the data (truncated file?)"));
+      return bad(
+          absl::StrCat("tensor '", name, "': data_offsets outside the data (truncated file?)"));
     }
     if (*end - *begin != numel * core::DTypeSize(t.dtype)) {
-      return bad(absl::StrCat("tensor '", name, "': ", *end - *begin, " bytes for shape ", core::ShapeToString(t.shape),
-                              " of ", core::DTypeName(t.dtype)));
+      return bad(absl::StrCat("tensor '", name, "': ", *end - *begin, " bytes for shape ",
+                              core::ShapeToString(t.shape), " of ", core::DTypeName(t.dtype)));
     }
     t.bytes.assign(data.substr(*begin, *end - *begin));
     out.emplace(name, std::move(t));
@@ -118,8 +129,8 @@ std::string SerializeSafetensors(const core::NamedTensors& tensors) {
   uint64_t offset = 0;
   bool first = true;
   for (const auto& [name, t] : tensors) {
-    absl::StrAppend(&header, first ? "" : ",", "\"", JsonEscape(name), "\":{\"dtype\":\"", core::DTypeName(t.dtype),
-                    "\",\"shape\":[");
+    absl::StrAppend(&header, first ? "" : ",", "\"", JsonEscape(name), "\":{\"dtype\":\"",
+                    core::DTypeName(t.dtype), "\",\"shape\":[");
     for (size_t i = 0; i < t.shape.size(); ++i) absl::StrAppend(&header, i ? "," : "", t.shape[i]);
     absl::StrAppend(&header, "],\"data_offsets\":[", offset, ",", offset + t.bytes.size(), "]}");
     offset += t.bytes.size();

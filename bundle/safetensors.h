@@ -11,12 +11,14 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+
 #include "core/tensor.h"
 
 namespace invad::bundle {
 
 // Parses a whole file's bytes. InvalidArgument, naming `what`, on any malformed or truncated part.
-absl::StatusOr<core::NamedTensors> ParseSafetensors(std::string_view bytes, const std::string& what = "safetensors");
+absl::StatusOr<core::NamedTensors> ParseSafetensors(std::string_view bytes,
+                                                    const std::string& what = "safetensors");
 absl::StatusOr<core::NamedTensors> ReadSafetensors(const std::string& path);
 
 // Serialises tensors (sorted by name, contiguous data, header padded to 8 bytes).

@@ -1,9 +1,9 @@
 // File: core/tensor.h
 //
 // `Tensor` is a dense, contiguous, row-major float32 host tensor: the currency between
-// preprocessing, the core's arithmetic and the model runtime. It is deliberately tiny: the core must
-// not depend on LibTorch (docs/adr/0001-layering.md), and the runtime converts at its boundary with
-// zero copies on CPU (torch::from_blob).
+// preprocessing, the core's arithmetic and the model runtime. It is deliberately tiny: the core
+// must not depend on LibTorch (docs/adr/0001-layering.md), and the runtime converts at its boundary
+// with zero copies on CPU (torch::from_blob).
 //
 // `RawTensor` carries model weights of any supported dtype as bytes, from a weights file to the
 // runtime, so the core never parses a file format.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -14,11 +15,14 @@ namespace invad::preprocess {
 
 absl::Status InputSpec::Validate() const {
   if (width < 8 || width > 8192 || height < 8 || height > 8192) {
-    return absl::InvalidArgumentError(absl::StrCat("input.width/height must be in [8, 8192], got ", width, "x", height));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input.width/height must be in [8, 8192], got ", width, "x", height));
   }
   const size_t ch = static_cast<size_t>(channels());
-  if (mean.size() != ch) return absl::InvalidArgumentError(absl::StrCat("input.mean needs ", ch, " values"));
-  if (std.size() != ch) return absl::InvalidArgumentError(absl::StrCat("input.std needs ", ch, " values"));
+  if (mean.size() != ch)
+    return absl::InvalidArgumentError(absl::StrCat("input.mean needs ", ch, " values"));
+  if (std.size() != ch)
+    return absl::InvalidArgumentError(absl::StrCat("input.std needs ", ch, " values"));
   for (float s : std) {
     if (!(s > 0)) return absl::InvalidArgumentError("input.std values must be > 0");
   }
@@ -89,7 +93,8 @@ inline uint8_t Clip8(int32_t v) {
 
 }  // namespace
 
-std::vector<uint8_t> ResizeAntialias8(const uint8_t* in, int in_w, int in_h, int channels, int out_w, int out_h) {
+std::vector<uint8_t> ResizeAntialias8(const uint8_t* in, int in_w, int in_h, int channels,
+                                      int out_w, int out_h) {
   // Horizontal pass first, then vertical, each rounding to 8 bits, as PIL does.
   std::vector<uint8_t> tmp;
   const uint8_t* src = in;
@@ -115,7 +120,8 @@ std::vector<uint8_t> ResizeAntialias8(const uint8_t* in, int in_w, int in_h, int
     cur_w = out_w;
   }
   if (out_h == in_h) {
-    if (src == in) return std::vector<uint8_t>(in, in + static_cast<size_t>(in_w) * in_h * channels);
+    if (src == in)
+      return std::vector<uint8_t>(in, in + static_cast<size_t>(in_w) * in_h * channels);
     return tmp;
   }
   const Coeffs c = PrecomputeCoeffs(in_h, out_h);
@@ -177,10 +183,11 @@ cv::Mat ResizeAntialiasFloat(const cv::Mat& in, int out_w, int out_h) {
 }
 
 absl::Status CheckSize(int64_t w, int64_t h, const DecodeLimits& limits) {
-  if (w <= 0 || h <= 0) return absl::InvalidArgumentError(absl::StrCat("image has no pixels (", w, "x", h, ")"));
+  if (w <= 0 || h <= 0)
+    return absl::InvalidArgumentError(absl::StrCat("image has no pixels (", w, "x", h, ")"));
   if (w * h > limits.max_pixels) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("image is ", w, "x", h, " = ", w * h, " pixels; the limit is ", limits.max_pixels));
+    return absl::InvalidArgumentError(absl::StrCat("image is ", w, "x", h, " = ", w * h,
+                                                   " pixels; the limit is ", limits.max_pixels));
   }
   return absl::OkStatus();
 }
@@ -190,20 +197,23 @@ absl::Status CheckSize(int64_t w, int64_t h, const DecodeLimits& limits) {
 absl::StatusOr<Image> DecodeImage(std::string_view encoded, const DecodeLimits& limits) {
   if (encoded.empty()) return absl::InvalidArgumentError("image is empty");
   if (static_cast<int64_t>(encoded.size()) > limits.max_encoded_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("encoded image is ", encoded.size(), " bytes; the limit is ", limits.max_encoded_bytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "encoded image is ", encoded.size(), " bytes; the limit is ", limits.max_encoded_bytes));
   }
   cv::Mat m;
   try {
-    const cv::Mat buf(1, static_cast<int>(encoded.size()), CV_8U, const_cast<char*>(encoded.data()));
+    const cv::Mat buf(1, static_cast<int>(encoded.size()), CV_8U,
+                      const_cast<char*>(encoded.data()));
     m = cv::imdecode(buf, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
   } catch (const cv::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("cannot decode image: ", e.what()));
   }
-  if (m.empty()) return absl::InvalidArgumentError("cannot decode image: unknown format or corrupt data");
+  if (m.empty())
+    return absl::InvalidArgumentError("cannot decode image: unknown format or corrupt data");
   if (absl::Status s = CheckSize(m.cols, m.rows, limits); !s.ok()) return s;
   if (m.depth() != CV_8U && m.depth() != CV_16U) {
-    return absl::InvalidArgumentError(absl::StrCat("unsupported sample depth (OpenCV depth ", m.depth(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported sample depth (OpenCV depth ", m.depth(), ")"));
   }
   try {
     if (m.channels() == 4) cv::cvtColor(m, m, cv::COLOR_BGRA2BGR);
@@ -231,37 +241,44 @@ absl::StatusOr<Image> ReadImageFile(const std::string& path, const DecodeLimits&
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open image ", path));
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto img = DecodeImage(bytes, limits);
-  if (!img.ok()) return absl::Status(img.status().code(), absl::StrCat(path, ": ", img.status().message()));
+  if (!img.ok())
+    return absl::Status(img.status().code(), absl::StrCat(path, ": ", img.status().message()));
   return img;
 }
 
 absl::StatusOr<Image> FromRawPixels(const RawPixels& raw, const DecodeLimits& limits) {
   if (raw.channels != 1 && raw.channels != 3) {
-    return absl::InvalidArgumentError(absl::StrCat("raw image: channels must be 1 or 3, got ", raw.channels));
+    return absl::InvalidArgumentError(
+        absl::StrCat("raw image: channels must be 1 or 3, got ", raw.channels));
   }
   if (raw.bits != 8 && raw.bits != 16) {
-    return absl::InvalidArgumentError(absl::StrCat("raw image: bits must be 8 or 16, got ", raw.bits));
+    return absl::InvalidArgumentError(
+        absl::StrCat("raw image: bits must be 8 or 16, got ", raw.bits));
   }
   if (absl::Status s = CheckSize(raw.width, raw.height, limits); !s.ok()) return s;
   const int64_t row = static_cast<int64_t>(raw.width) * raw.channels * (raw.bits / 8);
   const int64_t stride = raw.row_stride == 0 ? row : raw.row_stride;
   if (stride < row) {
-    return absl::InvalidArgumentError(absl::StrCat("raw image: row_stride ", stride, " < row size ", row));
+    return absl::InvalidArgumentError(
+        absl::StrCat("raw image: row_stride ", stride, " < row size ", row));
   }
   const int64_t needed = stride * (raw.height - 1) + row;
   if (static_cast<int64_t>(raw.data.size()) < needed) {
-    return absl::InvalidArgumentError(absl::StrCat("raw image: ", raw.data.size(), " bytes, but ", raw.width, "x",
-                                                   raw.height, "x", raw.channels, " at ", raw.bits,
-                                                   " bits with row_stride ", stride, " needs ", needed));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "raw image: ", raw.data.size(), " bytes, but ", raw.width, "x", raw.height, "x",
+        raw.channels, " at ", raw.bits, " bits with row_stride ", stride, " needs ", needed));
   }
   Image img;
   img.width = raw.width;
   img.height = raw.height;
   img.channels = raw.channels;
   img.bits = raw.bits;
-  img.order = raw.channels == 1 ? ChannelOrder::kGray : raw.order == ChannelOrder::kGray ? ChannelOrder::kRgb : raw.order;
+  img.order = raw.channels == 1                  ? ChannelOrder::kGray
+              : raw.order == ChannelOrder::kGray ? ChannelOrder::kRgb
+                                                 : raw.order;
   img.data.resize(static_cast<size_t>(row) * raw.height);
-  for (int y = 0; y < raw.height; ++y) std::memcpy(img.data.data() + y * row, raw.data.data() + y * stride, row);
+  for (int y = 0; y < raw.height; ++y)
+    std::memcpy(img.data.data() + y * row, raw.data.data() + y * stride, row);
   return img;
 }
 
@@ -269,7 +286,8 @@ absl::Status Preprocess(const Image& image, const InputSpec& spec, float* out) {
   if (absl::Status s = spec.Validate(); !s.ok()) return s;
   if (image.width <= 0 || image.height <= 0 || (image.channels != 1 && image.channels != 3) ||
       (image.bits != 8 && image.bits != 16) ||
-      image.data.size() != static_cast<size_t>(image.width) * image.height * image.channels * (image.bits / 8)) {
+      image.data.size() !=
+          static_cast<size_t>(image.width) * image.height * image.channels * (image.bits / 8)) {
     return absl::InvalidArgumentError("malformed image");
   }
   try {
@@ -280,7 +298,8 @@ absl::Status Preprocess(const Image& image, const InputSpec& spec, float* out) {
     const int want = spec.channels();
     if (want == 1) {
       if (image.channels == 3) {
-        cv::cvtColor(m, conv, image.order == ChannelOrder::kRgb ? cv::COLOR_RGB2GRAY : cv::COLOR_BGR2GRAY);
+        cv::cvtColor(m, conv,
+                     image.order == ChannelOrder::kRgb ? cv::COLOR_RGB2GRAY : cv::COLOR_BGR2GRAY);
       } else {
         conv = m;
       }
@@ -300,12 +319,14 @@ absl::Status Preprocess(const Image& image, const InputSpec& spec, float* out) {
     const int64_t plane = static_cast<int64_t>(W) * H;
     if (image.bits == 8 && spec.resize == ResizeMethod::kAntialiasBilinear) {
       cv::Mat packed = conv.isContinuous() ? conv : conv.clone();
-      std::vector<uint8_t> r = same_size ? std::vector<uint8_t>(packed.data, packed.data + plane * want)
-                                         : ResizeAntialias8(packed.data, conv.cols, conv.rows, want, W, H);
+      std::vector<uint8_t> r =
+          same_size ? std::vector<uint8_t>(packed.data, packed.data + plane * want)
+                    : ResizeAntialias8(packed.data, conv.cols, conv.rows, want, W, H);
       for (int c = 0; c < want; ++c) {
         const float mean = spec.mean[c], sd = spec.std[c];
         float* o = out + c * plane;
-        for (int64_t p = 0; p < plane; ++p) o[p] = (static_cast<float>(r[p * want + c]) / 255.0f - mean) / sd;
+        for (int64_t p = 0; p < plane; ++p)
+          o[p] = (static_cast<float>(r[p * want + c]) / 255.0f - mean) / sd;
       }
       return absl::OkStatus();
     }
@@ -318,7 +339,8 @@ absl::Status Preprocess(const Image& image, const InputSpec& spec, float* out) {
     } else if (spec.resize == ResizeMethod::kAntialiasBilinear) {
       resized = ResizeAntialiasFloat(f, W, H);
     } else {
-      cv::resize(f, resized, cv::Size(W, H), 0, 0, spec.resize == ResizeMethod::kArea ? cv::INTER_AREA : cv::INTER_LINEAR);
+      cv::resize(f, resized, cv::Size(W, H), 0, 0,
+                 spec.resize == ResizeMethod::kArea ? cv::INTER_AREA : cv::INTER_LINEAR);
     }
     if (!resized.isContinuous()) resized = resized.clone();
     const float* r = resized.ptr<float>();

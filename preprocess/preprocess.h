@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "core/tensor.h"
 
 namespace invad::preprocess {
@@ -51,8 +52,8 @@ struct DecodeLimits {
 struct Image {
   int width = 0;
   int height = 0;
-  int channels = 0;          // 1 or 3 (alpha is dropped on decode)
-  int bits = 8;              // 8 or 16
+  int channels = 0;                         // 1 or 3 (alpha is dropped on decode)
+  int bits = 8;                             // 8 or 16
   ChannelOrder order = ChannelOrder::kBgr;  // of 3-channel data; kGray for 1 channel
   std::vector<uint8_t> data;  // width·height·channels·(bits/8) bytes (uint16 native-endian)
 };
@@ -66,8 +67,8 @@ absl::StatusOr<Image> ReadImageFile(const std::string& path, const DecodeLimits&
 struct RawPixels {
   int width = 0;
   int height = 0;
-  int channels = 0;  // 1 or 3
-  int bits = 8;      // 8 or 16
+  int channels = 0;        // 1 or 3
+  int bits = 8;            // 8 or 16
   int64_t row_stride = 0;  // 0 = tightly packed
   ChannelOrder order = ChannelOrder::kRgb;
   std::string_view data;
@@ -85,6 +86,7 @@ absl::StatusOr<core::Tensor> PreprocessFile(const std::string& path, const Input
                                             const DecodeLimits& limits = {});
 
 // PIL-compatible antialiased bilinear resize of 8-bit interleaved data (exposed for tests).
-std::vector<uint8_t> ResizeAntialias8(const uint8_t* in, int in_w, int in_h, int channels, int out_w, int out_h);
+std::vector<uint8_t> ResizeAntialias8(const uint8_t* in, int in_w, int in_h, int channels,
+                                      int out_w, int out_h);
 
 }  // namespace invad::preprocess

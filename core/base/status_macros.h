@@ -5,10 +5,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define INVAD_RETURN_IF_ERROR(expr)                 \
-  do {                                              \
-    ::absl::Status invad_status_ = (expr);          \
-    if (!invad_status_.ok()) return invad_status_;  \
+#define INVAD_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::absl::Status invad_status_ = (expr);         \
+    if (!invad_status_.ok()) return invad_status_; \
   } while (false)
 
 #define INVAD_CONCAT_INNER_(a, b) a##b

@@ -4,13 +4,13 @@
 
 namespace invad::core {
 
-absl::Status DdimStep(absl::Span<const DdimCoefficients> coefs, int64_t sample_numel, const float* z,
-                      const float* eps, float* out) {
+absl::Status DdimStep(absl::Span<const DdimCoefficients> coefs, int64_t sample_numel,
+                      const float* z, const float* eps, float* out) {
   for (size_t i = 0; i < coefs.size(); ++i) {
     const DdimCoefficients& c = coefs[i];
     if (!(c.sqrt_recip_m1_alpha_bar > 0.0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("DDIM step at t=", c.timestep, " has alpha_bar=", c.alpha_bar, " (no noise)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "DDIM step at t=", c.timestep, " has alpha_bar=", c.alpha_bar, " (no noise)"));
     }
     const float a = static_cast<float>(c.sqrt_recip_alpha_bar);
     const float b = static_cast<float>(c.sqrt_recip_m1_alpha_bar);

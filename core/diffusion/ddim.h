@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+
 #include "core/diffusion/schedule.h"
 #include "core/tensor.h"
 
@@ -22,8 +23,8 @@ namespace invad::core {
 // For every sample i of the batch: x̂0 = a·z − b·ε̂, out = c·x̂0 + d·ε̂.
 // `z`, `eps` and `out` hold coefs.size() samples of `sample_numel` floats each; `out` may alias
 // `z`. Returns InvalidArgument if b == 0 for a sample (ᾱ == 1 has no noise to invert).
-absl::Status DdimStep(absl::Span<const DdimCoefficients> coefs, int64_t sample_numel, const float* z,
-                      const float* eps, float* out);
+absl::Status DdimStep(absl::Span<const DdimCoefficients> coefs, int64_t sample_numel,
+                      const float* z, const float* eps, float* out);
 
 // Convenience over tensors: `z` is updated in place. `eps` must have z's shape, and
 // coefs.size() == z.batch().

@@ -9,7 +9,8 @@ namespace invad::core {
 absl::StatusOr<NoiseSchedule> NoiseSchedule::Linear(int num_timesteps, double beta_start,
                                                     double beta_end) {
   if (num_timesteps < 2 || num_timesteps > 100000) {
-    return absl::InvalidArgumentError(absl::StrCat("num_timesteps must be in [2, 100000], got ", num_timesteps));
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_timesteps must be in [2, 100000], got ", num_timesteps));
   }
   if (!(beta_start > 0.0 && beta_start <= beta_end && beta_end < 1.0)) {
     return absl::InvalidArgumentError(
@@ -18,7 +19,8 @@ absl::StatusOr<NoiseSchedule> NoiseSchedule::Linear(int num_timesteps, double be
   std::vector<double> alphas_cumprod(num_timesteps);
   double prod = 1.0;
   for (int i = 0; i < num_timesteps; ++i) {
-    // numpy.linspace(start, end, n): start + i * (end - start) / (n - 1), with the last point exact.
+    // numpy.linspace(start, end, n): start + i * (end - start) / (n - 1), with the last point
+    // exact.
     const double beta = i == num_timesteps - 1
                             ? beta_end
                             : beta_start + i * ((beta_end - beta_start) / (num_timesteps - 1));
@@ -30,7 +32,8 @@ absl::StatusOr<NoiseSchedule> NoiseSchedule::Linear(int num_timesteps, double be
 
 absl::StatusOr<std::vector<int>> SpaceTimesteps(int num_timesteps, int k) {
   if (k < 1 || k > num_timesteps) {
-    return absl::InvalidArgumentError(absl::StrCat("steps must be in [1, ", num_timesteps, "], got ", k));
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps must be in [1, ", num_timesteps, "], got ", k));
   }
   if (k == 1) return std::vector<int>{0};
   const double stride = static_cast<double>(num_timesteps - 1) / (k - 1);

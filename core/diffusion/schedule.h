@@ -36,7 +36,8 @@ class NoiseSchedule {
   const std::vector<double>& alphas_cumprod() const { return alphas_cumprod_; }
 
  private:
-  explicit NoiseSchedule(std::vector<double> alphas_cumprod) : alphas_cumprod_(std::move(alphas_cumprod)) {}
+  explicit NoiseSchedule(std::vector<double> alphas_cumprod)
+      : alphas_cumprod_(std::move(alphas_cumprod)) {}
   std::vector<double> alphas_cumprod_;
 };
 
@@ -49,9 +50,9 @@ absl::StatusOr<std::vector<int>> SpaceTimesteps(int num_timesteps, int k);
 // with a = √(1/ᾱ), b = √(1/ᾱ − 1), c = √ᾱ_target, d = √(1 − ᾱ_target). Inversion steps to a larger
 // t (ᾱ_target < ᾱ), reconstruction to a smaller one; both use the same arithmetic.
 struct DdimCoefficients {
-  int timestep = 0;              // τ given to the model (an original timestep, 0..T-1)
-  double alpha_bar = 1.0;        // ᾱ at τ
-  double alpha_bar_target = 0.0; // ᾱ of the state this step produces
+  int timestep = 0;               // τ given to the model (an original timestep, 0..T-1)
+  double alpha_bar = 1.0;         // ᾱ at τ
+  double alpha_bar_target = 0.0;  // ᾱ of the state this step produces
   double sqrt_recip_alpha_bar = 1.0;
   double sqrt_recip_m1_alpha_bar = 0.0;
   double sqrt_alpha_bar_target = 0.0;
@@ -61,8 +62,8 @@ struct DdimCoefficients {
 };
 
 // The K inversion steps, in order. Requires 1 <= K <= 50 (the core's range; bundles narrow it).
-absl::StatusOr<std::vector<DdimCoefficients>> InversionPlan(const NoiseSchedule& schedule, int k,
-                                                            ScheduleMode mode = ScheduleMode::kCode);
+absl::StatusOr<std::vector<DdimCoefficients>> InversionPlan(
+    const NoiseSchedule& schedule, int k, ScheduleMode mode = ScheduleMode::kCode);
 
 inline constexpr int kMaxInversionSteps = 50;
 

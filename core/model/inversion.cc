@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+
 #include "core/base/status_macros.h"
 #include "core/diffusion/ddim.h"
 
@@ -19,9 +20,9 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(std::unique_ptr<Encod
   }
   if (!(encoder->latent_shape() == denoiser->latent_shape())) {
     const LatentShape a = encoder->latent_shape(), b = denoiser->latent_shape();
-    return absl::InvalidArgumentError(absl::StrCat("encoder latent [", a.channels, ",", a.height, ",",
-                                                   a.width, "] != denoiser latent [", b.channels, ",",
-                                                   b.height, ",", b.width, "]"));
+    return absl::InvalidArgumentError(absl::StrCat("encoder latent [", a.channels, ",", a.height,
+                                                   ",", a.width, "] != denoiser latent [",
+                                                   b.channels, ",", b.height, ",", b.width, "]"));
   }
   if (allowed_steps.empty()) return absl::InvalidArgumentError("allowed_steps is empty");
   std::unique_ptr<Pipeline> p(new Pipeline());
@@ -36,18 +37,22 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(std::unique_ptr<Encod
   return p;
 }
 
-absl::Status Pipeline::Encode(const Tensor& images, Tensor* z0) { return encoder_->Encode(images, z0); }
+absl::Status Pipeline::Encode(const Tensor& images, Tensor* z0) {
+  return encoder_->Encode(images, z0);
+}
 
 absl::StatusOr<const std::vector<DdimCoefficients>*> Pipeline::Plan(int k) const {
   auto it = plans_.find(k);
   if (it == plans_.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("steps=", k, " is not allowed by this model; allowed: ", absl::StrJoin(allowed_steps_, ", ")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "steps=", k,
+        " is not allowed by this model; allowed: ", absl::StrJoin(allowed_steps_, ", ")));
   }
   return &it->second;
 }
 
-absl::Status Pipeline::InvertStep(absl::Span<const DdimCoefficients> coefs, Tensor& z, Tensor* eps) {
+absl::Status Pipeline::InvertStep(absl::Span<const DdimCoefficients> coefs, Tensor& z,
+                                  Tensor* eps) {
   timesteps_scratch_.resize(coefs.size());
   for (size_t i = 0; i < coefs.size(); ++i) timesteps_scratch_[i] = coefs[i].timestep;
   INVAD_RETURN_IF_ERROR(denoiser_->Predict(z, timesteps_scratch_, eps));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "core/diffusion/schedule.h"
 #include "core/model/model.h"
 

@@ -6,7 +6,8 @@ namespace invad::core {
 
 absl::Status ValidateDenoiserInput(const Tensor& z, absl::Span<const int> timesteps,
                                    const LatentShape& shape, int num_timesteps) {
-  if (absl::Status s = CheckShape(z, {-1, shape.channels, shape.height, shape.width}, "denoiser input");
+  if (absl::Status s =
+          CheckShape(z, {-1, shape.channels, shape.height, shape.width}, "denoiser input");
       !s.ok()) {
     return s;
   }
@@ -16,7 +17,8 @@ absl::Status ValidateDenoiserInput(const Tensor& z, absl::Span<const int> timest
   }
   for (int t : timesteps) {
     if (t < 0 || t >= num_timesteps) {
-      return absl::InvalidArgumentError(absl::StrCat("timestep ", t, " outside [0, ", num_timesteps, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("timestep ", t, " outside [0, ", num_timesteps, ")"));
     }
   }
   return absl::OkStatus();

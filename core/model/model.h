@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+
 #include "core/tensor.h"
 
 namespace invad::core {

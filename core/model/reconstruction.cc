@@ -4,6 +4,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+
 #include "core/base/status_macros.h"
 #include "core/diffusion/ddim.h"
 
@@ -11,7 +12,8 @@ namespace invad::core {
 
 absl::Status ReconstructionOptions::Validate() const {
   if (num_points < 2 || num_points > 1000) {
-    return absl::InvalidArgumentError(absl::StrCat("num_points must be in [2, 1000], got ", num_points));
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_points must be in [2, 1000], got ", num_points));
   }
   if (noise_index < 1 || noise_index >= num_points) {
     return absl::InvalidArgumentError(
@@ -34,8 +36,10 @@ absl::StatusOr<std::vector<ReconstructionScore>> Reconstruct(Denoiser& denoiser,
                                                              const Tensor& z0, Tensor* error_maps) {
   INVAD_RETURN_IF_ERROR(options.Validate());
   const LatentShape ls = denoiser.latent_shape();
-  INVAD_RETURN_IF_ERROR(CheckShape(z0, {-1, ls.channels, ls.height, ls.width}, "reconstruction input"));
-  INVAD_ASSIGN_OR_RETURN(std::vector<int> taus, SpaceTimesteps(schedule.num_timesteps(), options.num_points));
+  INVAD_RETURN_IF_ERROR(
+      CheckShape(z0, {-1, ls.channels, ls.height, ls.width}, "reconstruction input"));
+  INVAD_ASSIGN_OR_RETURN(std::vector<int> taus,
+                         SpaceTimesteps(schedule.num_timesteps(), options.num_points));
   const int64_t b = z0.batch(), n = z0.sample_numel();
 
   // Forward-noise to τ_r: x = √ᾱ·z0 + √(1−ᾱ)·ε.

@@ -4,14 +4,15 @@
 // τ_r, denoise with deterministic DDIM back to t = 0, and score the reconstruction error.
 //
 // Two variants: `faithful` reproduces the official code, which noises to τ_r but starts denoising
-// at index r−1 (NFE = r); the default corrects that off-by-one and starts at r (NFE = r + 1). Unlike
-// the reference, any batch size works: shared noise is broadcast over the batch.
+// at index r−1 (NFE = r); the default corrects that off-by-one and starts at r (NFE = r + 1).
+// Unlike the reference, any batch size works: shared noise is broadcast over the batch.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "core/diffusion/schedule.h"
 #include "core/model/model.h"
 

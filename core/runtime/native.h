@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "core/model/model.h"
 #include "core/runtime/runtime.h"
 
@@ -33,20 +34,22 @@ struct DitConfig {
   int64_t mlp_hidden() const { return static_cast<int64_t>(hidden_size) * mlp_ratio_x100 / 100; }
 };
 
-absl::StatusOr<std::unique_ptr<Denoiser>> CreateNativeDit(const DitConfig& config, const NamedTensors& weights,
+absl::StatusOr<std::unique_ptr<Denoiser>> CreateNativeDit(const DitConfig& config,
+                                                          const NamedTensors& weights,
                                                           const RuntimeOptions& options);
 
-// Weights initialised as the reference (xavier-uniform linears, N(0, 0.02) timestep MLP, 2-D sin-cos
-// position embedding, zero adaLN and output layers). With zero_init_output = false the zero layers
-// get small random values too, so an untrained network has a non-trivial output (tests, benchmarks).
+// Weights initialised as the reference (xavier-uniform linears, N(0, 0.02) timestep MLP, 2-D
+// sin-cos position embedding, zero adaLN and output layers). With zero_init_output = false the zero
+// layers get small random values too, so an untrained network has a non-trivial output (tests,
+// benchmarks).
 NamedTensors InitDitWeights(const DitConfig& config, uint64_t seed, bool zero_init_output = true);
 
 struct ConvEncoderConfig {
   int input_channels = 3;
-  int input_size = 256;                       // square input H = W
+  int input_size = 256;                               // square input H = W
   std::vector<int> stage_channels{32, 64, 128, 128};  // stage s: conv3×3/2 → SiLU → conv3×3 → SiLU
-  std::vector<int> output_stages{1, 2, 3};    // stages concatenated into z0, in this order
-  int latent_size = 16;                       // z0 is [Σ channels of output stages, s, s]
+  std::vector<int> output_stages{1, 2, 3};            // stages concatenated into z0, in this order
+  int latent_size = 16;                               // z0 is [Σ channels of output stages, s, s]
 
   absl::Status Validate() const;
   LatentShape latent() const;

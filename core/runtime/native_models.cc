@@ -1,13 +1,14 @@
 // LibTorch translation unit 2 of the runtime: native models (DiT denoiser, conv encoder) and their
 // reference initialisation.
-#include <torch/torch.h>
-
 #include <cmath>
 #include <optional>
 #include <set>
 
+#include <torch/torch.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+
 #include "core/runtime/internal/torch_util.h"
 #include "core/runtime/native.h"
 
@@ -30,8 +31,10 @@ absl::Status DitConfig::Validate() const {
   if (latent.width < patch_size || latent.width % patch_size != 0) {
     return bad("latent.width", latent.width, "must be a positive multiple of patch_size");
   }
-  if (hidden_size < 4 || hidden_size % 4 != 0) return bad("hidden_size", hidden_size, "must be a multiple of 4");
-  if (num_heads < 1 || hidden_size % num_heads != 0) return bad("num_heads", num_heads, "must divide hidden_size");
+  if (hidden_size < 4 || hidden_size % 4 != 0)
+    return bad("hidden_size", hidden_size, "must be a multiple of 4");
+  if (num_heads < 1 || hidden_size % num_heads != 0)
+    return bad("num_heads", num_heads, "must divide hidden_size");
   if (depth < 1 || depth > 64) return bad("depth", depth, "must be in [1, 64]");
   if (mlp_ratio_x100 < 25) return bad("mlp_ratio_x100", mlp_ratio_x100, "must be >= 25");
   if (frequency_embedding_size < 2 || frequency_embedding_size % 2 != 0) {
@@ -44,24 +47,29 @@ int64_t DitConfig::NumParameters() const {
   const int64_t h = hidden_size, c = latent.channels, p = patch_size, f = frequency_embedding_size;
   const int64_t n = (latent.height / p) * (latent.width / p);
   const int64_t m = mlp_hidden();
-  const int64_t block = (3 * h * h + 3 * h) + (h * h + h) + (m * h + m) + (h * m + h) + (6 * h * h + 6 * h);
-  return (c * p * p * h + h) + n * h + (f * h + h) + (h * h + h) + depth * block + (2 * h * h + 2 * h) +
-         (p * p * c * h + p * p * c);
+  const int64_t block =
+      (3 * h * h + 3 * h) + (h * h + h) + (m * h + m) + (h * m + h) + (6 * h * h + 6 * h);
+  return (c * p * p * h + h) + n * h + (f * h + h) + (h * h + h) + depth * block +
+         (2 * h * h + 2 * h) + (p * p * c * h + p * p * c);
 }
 
 absl::Status ConvEncoderConfig::Validate() const {
   if (input_channels != 1 && input_channels != 3) {
-    return absl::InvalidArgumentError(absl::StrCat("conv_encoder.input_channels = ", input_channels, ": must be 1 or 3"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("conv_encoder.input_channels = ", input_channels, ": must be 1 or 3"));
   }
   if (input_size < 8) return absl::InvalidArgumentError("conv_encoder.input_size must be >= 8");
-  if (stage_channels.empty()) return absl::InvalidArgumentError("conv_encoder.stage_channels is empty");
+  if (stage_channels.empty())
+    return absl::InvalidArgumentError("conv_encoder.stage_channels is empty");
   for (int c : stage_channels) {
     if (c < 1) return absl::InvalidArgumentError("conv_encoder.stage_channels must be >= 1");
   }
-  if (output_stages.empty()) return absl::InvalidArgumentError("conv_encoder.output_stages is empty");
+  if (output_stages.empty())
+    return absl::InvalidArgumentError("conv_encoder.output_stages is empty");
   for (int s : output_stages) {
     if (s < 0 || s >= static_cast<int>(stage_channels.size())) {
-      return absl::InvalidArgumentError(absl::StrCat("conv_encoder.output_stages: stage ", s, " does not exist"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("conv_encoder.output_stages: stage ", s, " does not exist"));
     }
   }
   if (latent_size < 1) return absl::InvalidArgumentError("conv_encoder.latent_size must be >= 1");
@@ -94,13 +102,14 @@ class WeightBinder {
     }
     if (it->second.shape != shape) {
       status_ = absl::InvalidArgumentError(absl::StrCat(model_, ": weight '", name, "' has shape ",
-                                                        ShapeToString(it->second.shape), ", expected ",
-                                                        ShapeToString(shape)));
+                                                        ShapeToString(it->second.shape),
+                                                        ", expected ", ShapeToString(shape)));
       return {};
     }
     auto t = internal::ToTorch(it->second, device_);
     if (!t.ok()) {
-      status_ = absl::InvalidArgumentError(absl::StrCat(model_, ": weight '", name, "': ", t.status().message()));
+      status_ = absl::InvalidArgumentError(
+          absl::StrCat(model_, ": weight '", name, "': ", t.status().message()));
       return {};
     }
     return *t;
@@ -114,8 +123,9 @@ class WeightBinder {
     }
     if (!extra.empty()) {
       if (extra.size() > 5) extra.resize(5);
-      return absl::InvalidArgumentError(
-          absl::StrCat(model_, ": unexpected weights (config and weights disagree): ", absl::StrJoin(extra, ", ")));
+      return absl::InvalidArgumentError(absl::StrCat(
+          model_,
+          ": unexpected weights (config and weights disagree): ", absl::StrJoin(extra, ", ")));
     }
     return absl::OkStatus();
   }
@@ -148,12 +158,14 @@ struct Linear {
     }
   }
   torch::Tensor operator()(const torch::Tensor& x) const {
-    if (w_lp.defined()) return torch::linear(x.to(w_lp.scalar_type()), w_lp, b_lp).to(torch::kFloat32);
+    if (w_lp.defined())
+      return torch::linear(x.to(w_lp.scalar_type()), w_lp, b_lp).to(torch::kFloat32);
     return torch::linear(x, w, b);
   }
 };
 
-torch::Tensor Modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale) {
+torch::Tensor Modulate(const torch::Tensor& x, const torch::Tensor& shift,
+                       const torch::Tensor& scale) {
   return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
 }
 
@@ -162,7 +174,8 @@ torch::Tensor Modulate(const torch::Tensor& x, const torch::Tensor& shift, const
 
 class NativeDit final : public Denoiser {
  public:
-  static absl::StatusOr<std::unique_ptr<NativeDit>> Create(const DitConfig& cfg, const NamedTensors& weights,
+  static absl::StatusOr<std::unique_ptr<NativeDit>> Create(const DitConfig& cfg,
+                                                           const NamedTensors& weights,
                                                            const RuntimeOptions& options) {
     if (absl::Status s = cfg.Validate(); !s.ok()) return s;
     if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
@@ -187,9 +200,10 @@ class NativeDit final : public Denoiser {
 
   LatentShape latent_shape() const override { return cfg_.latent; }
   std::string Describe() const override {
-    return absl::StrCat("native-dit(depth=", cfg_.depth, ", hidden=", cfg_.hidden_size, ", heads=", cfg_.num_heads,
-                        ", patch=", cfg_.patch_size, ", params=", cfg_.NumParameters(), ", ",
-                        PrecisionName(precision_), ", ", device_.str(), ")");
+    return absl::StrCat("native-dit(depth=", cfg_.depth, ", hidden=", cfg_.hidden_size,
+                        ", heads=", cfg_.num_heads, ", patch=", cfg_.patch_size,
+                        ", params=", cfg_.NumParameters(), ", ", PrecisionName(precision_), ", ",
+                        device_.str(), ")");
   }
 
  private:
@@ -197,7 +211,8 @@ class NativeDit final : public Denoiser {
     Linear qkv, proj, fc1, fc2, ada;
   };
 
-  NativeDit(const DitConfig& cfg, torch::Device device, Precision p) : cfg_(cfg), device_(device), precision_(p) {}
+  NativeDit(const DitConfig& cfg, torch::Device device, Precision p)
+      : cfg_(cfg), device_(device), precision_(p) {}
 
   void Bind(const NamedTensors& weights) {
     WeightBinder wb(weights, device_, "DiT");
@@ -233,29 +248,36 @@ class NativeDit final : public Denoiser {
       patch_b_lp_ = patch_b_.to(*lp);
     }
     const int64_t half = cfg_.frequency_embedding_size / 2;
-    freqs_ = torch::exp(-std::log(10000.0) * torch::arange(0, half, torch::TensorOptions().dtype(torch::kFloat32)) / half)
-                 .to(device_);
+    freqs_ =
+        torch::exp(-std::log(10000.0) *
+                   torch::arange(0, half, torch::TensorOptions().dtype(torch::kFloat32)) / half)
+            .to(device_);
   }
 
   torch::Tensor Forward(const torch::Tensor& x_in, const torch::Tensor& t) const {
-    const int64_t bsz = x_in.size(0), h = cfg_.hidden_size, p = cfg_.patch_size, c = cfg_.latent.channels;
+    const int64_t bsz = x_in.size(0), h = cfg_.hidden_size, p = cfg_.patch_size,
+                  c = cfg_.latent.channels;
     const int64_t gh = cfg_.latent.height / p, gw = cfg_.latent.width / p, n = gh * gw;
     const int64_t heads = cfg_.num_heads, hd = h / heads;
     const auto lp = LowPrecision(precision_);
 
-    // Patch embedding (conv p×p, stride p) → tokens n = gw·row + col; then the trainable position embedding.
-    torch::Tensor x = lp ? torch::conv2d(x_in.to(*lp), patch_w_lp_, patch_b_lp_, p).to(torch::kFloat32)
-                         : torch::conv2d(x_in, patch_w_, patch_b_, p);
+    // Patch embedding (conv p×p, stride p) → tokens n = gw·row + col; then the trainable position
+    // embedding.
+    torch::Tensor x =
+        lp ? torch::conv2d(x_in.to(*lp), patch_w_lp_, patch_b_lp_, p).to(torch::kFloat32)
+           : torch::conv2d(x_in, patch_w_, patch_b_, p);
     x = x.flatten(2).transpose(1, 2) + pos_embed_;  // [B, N, h]
 
     // Timestep embedding: [cos, sin] (cos first) → Linear → SiLU → Linear.
     torch::Tensor args = t.to(torch::kFloat32).unsqueeze(1) * freqs_.unsqueeze(0);
     torch::Tensor temb = torch::cat({torch::cos(args), torch::sin(args)}, -1);
-    torch::Tensor cond = torch::silu(t_mlp2_(torch::silu(t_mlp0_(temb))));  // SiLU(c), shared by every adaLN
+    torch::Tensor cond =
+        torch::silu(t_mlp2_(torch::silu(t_mlp0_(temb))));  // SiLU(c), shared by every adaLN
 
     const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
     for (const Block& blk : blocks_) {
-      std::vector<torch::Tensor> mod = blk.ada(cond).chunk(6, 1);  // shift/scale/gate msa, shift/scale/gate mlp
+      std::vector<torch::Tensor> mod =
+          blk.ada(cond).chunk(6, 1);  // shift/scale/gate msa, shift/scale/gate mlp
       torch::Tensor y = Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), mod[0], mod[1]);
       torch::Tensor qkv = blk.qkv(y).view({bsz, n, 3, heads, hd}).permute({2, 0, 3, 1, 4});
       torch::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
@@ -264,17 +286,22 @@ class NativeDit final : public Denoiser {
         k = k.to(*lp);
         v = v.to(*lp);
       }
-      torch::Tensor attn = torch::softmax(torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat32) * scale, -1);
+      torch::Tensor attn =
+          torch::softmax(torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat32) * scale, -1);
       if (lp) attn = attn.to(*lp);
-      torch::Tensor o = torch::matmul(attn, v).to(torch::kFloat32).transpose(1, 2).reshape({bsz, n, h});
+      torch::Tensor o =
+          torch::matmul(attn, v).to(torch::kFloat32).transpose(1, 2).reshape({bsz, n, h});
       x = x + mod[2].unsqueeze(1) * blk.proj(o);
       y = Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), mod[3], mod[4]);
       x = x + mod[5].unsqueeze(1) * blk.fc2(torch::gelu(blk.fc1(y), "tanh"));
     }
     std::vector<torch::Tensor> fmod = final_ada_(cond).chunk(2, 1);  // shift, scale
-    x = final_linear_(Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), fmod[0], fmod[1]));  // [B, N, p·p·C]
+    x = final_linear_(
+        Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), fmod[0], fmod[1]));  // [B, N, p·p·C]
     // Unpatchify: (B, gh, gw, p, p, C) → (B, C, gh·p, gw·p).
-    return x.reshape({bsz, gh, gw, p, p, c}).permute({0, 5, 1, 3, 2, 4}).reshape({bsz, c, gh * p, gw * p});
+    return x.reshape({bsz, gh, gw, p, p, c})
+        .permute({0, 5, 1, 3, 2, 4})
+        .reshape({bsz, c, gh * p, gw * p});
   }
 
   DitConfig cfg_;
@@ -306,8 +333,9 @@ class NativeConvEncoder final : public Encoder {
       for (int s = 0; s <= last; ++s) {
         const int out = cfg.stage_channels[s];
         const std::string pre = absl::StrCat("stages.", s, ".");
-        m->stages_.push_back({wb.Take(pre + "conv1.weight", {out, in, 3, 3}), wb.Take(pre + "conv1.bias", {out}),
-                              wb.Take(pre + "conv2.weight", {out, out, 3, 3}), wb.Take(pre + "conv2.bias", {out})});
+        m->stages_.push_back(
+            {wb.Take(pre + "conv1.weight", {out, in, 3, 3}), wb.Take(pre + "conv1.bias", {out}),
+             wb.Take(pre + "conv2.weight", {out, out, 3, 3}), wb.Take(pre + "conv2.bias", {out})});
         in = out;
       }
       m->bind_status_ = wb.Finish();
@@ -318,7 +346,8 @@ class NativeConvEncoder final : public Encoder {
   }
 
   absl::Status Encode(const Tensor& images, Tensor* z0) override {
-    if (absl::Status s = CheckShape(images, {-1, cfg_.input_channels, cfg_.input_size, cfg_.input_size}, "encoder input");
+    if (absl::Status s = CheckShape(
+            images, {-1, cfg_.input_channels, cfg_.input_size, cfg_.input_size}, "encoder input");
         !s.ok()) {
       return s;
     }
@@ -347,14 +376,16 @@ class NativeConvEncoder final : public Encoder {
   LatentShape latent_shape() const override { return cfg_.latent(); }
   std::string Describe() const override {
     return absl::StrCat("native-conv-encoder(stages=", absl::StrJoin(cfg_.stage_channels, "/"),
-                        ", outputs=", absl::StrJoin(cfg_.output_stages, "/"), ", ", device_.str(), ")");
+                        ", outputs=", absl::StrJoin(cfg_.output_stages, "/"), ", ", device_.str(),
+                        ")");
   }
 
  private:
   struct Stage {
     torch::Tensor w1, b1, w2, b2;
   };
-  NativeConvEncoder(const ConvEncoderConfig& cfg, torch::Device device) : cfg_(cfg), device_(device) {}
+  NativeConvEncoder(const ConvEncoderConfig& cfg, torch::Device device)
+      : cfg_(cfg), device_(device) {}
   ConvEncoderConfig cfg_;
   torch::Device device_;
   std::vector<Stage> stages_;
@@ -369,13 +400,17 @@ torch::Tensor XavierUniform(int64_t out, int64_t in, torch::Generator& gen) {
   return torch::empty({out, in}).uniform_(-bound, bound, gen);
 }
 
-// 2-D sin-cos position embedding, MAE layout: for token (r, c): [sin(c·ω), cos(c·ω), sin(r·ω), cos(r·ω)].
+// 2-D sin-cos position embedding, MAE layout: for token (r, c): [sin(c·ω), cos(c·ω), sin(r·ω),
+// cos(r·ω)].
 torch::Tensor SinCos2d(int64_t dim, int64_t gh, int64_t gw) {
   const int64_t quarter = dim / 4;
-  torch::Tensor omega = 1.0 / torch::pow(10000.0, torch::arange(quarter, torch::kFloat64) / quarter);
-  torch::Tensor rows = torch::arange(gh, torch::kFloat64).repeat_interleave(gw);  // token n → n / gw
-  torch::Tensor cols = torch::arange(gw, torch::kFloat64).repeat({gh});          // token n → n % gw
-  torch::Tensor oc = cols.unsqueeze(1) * omega.unsqueeze(0), orr = rows.unsqueeze(1) * omega.unsqueeze(0);
+  torch::Tensor omega =
+      1.0 / torch::pow(10000.0, torch::arange(quarter, torch::kFloat64) / quarter);
+  torch::Tensor rows =
+      torch::arange(gh, torch::kFloat64).repeat_interleave(gw);          // token n → n / gw
+  torch::Tensor cols = torch::arange(gw, torch::kFloat64).repeat({gh});  // token n → n % gw
+  torch::Tensor oc = cols.unsqueeze(1) * omega.unsqueeze(0),
+                orr = rows.unsqueeze(1) * omega.unsqueeze(0);
   return torch::cat({torch::sin(oc), torch::cos(oc), torch::sin(orr), torch::cos(orr)}, 1)
       .to(torch::kFloat32)
       .unsqueeze(0);
@@ -383,7 +418,8 @@ torch::Tensor SinCos2d(int64_t dim, int64_t gh, int64_t gw) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Denoiser>> CreateNativeDit(const DitConfig& config, const NamedTensors& weights,
+absl::StatusOr<std::unique_ptr<Denoiser>> CreateNativeDit(const DitConfig& config,
+                                                          const NamedTensors& weights,
                                                           const RuntimeOptions& options) {
   auto m = NativeDit::Create(config, weights, options);
   if (!m.ok()) return m.status();
@@ -396,7 +432,9 @@ NamedTensors InitDitWeights(const DitConfig& cfg, uint64_t seed, bool zero_init_
   const int64_t h = cfg.hidden_size, c = cfg.latent.channels, p = cfg.patch_size;
   const int64_t gh = cfg.latent.height / p, gw = cfg.latent.width / p;
   NamedTensors w;
-  auto put = [&](const std::string& name, const torch::Tensor& t) { w[name] = internal::FromTorch(t); };
+  auto put = [&](const std::string& name, const torch::Tensor& t) {
+    w[name] = internal::FromTorch(t);
+  };
   auto lin = [&](const std::string& name, int64_t out, int64_t in, bool zero) {
     if (zero && zero_init_output) {
       put(name + ".weight", torch::zeros({out, in}));
@@ -405,12 +443,14 @@ NamedTensors InitDitWeights(const DitConfig& cfg, uint64_t seed, bool zero_init_
     } else {
       put(name + ".weight", XavierUniform(out, in, gen));
     }
-    put(name + ".bias", zero && !zero_init_output ? torch::empty({out}).normal_(0.0, 0.02, gen) : torch::zeros({out}));
+    put(name + ".bias", zero && !zero_init_output ? torch::empty({out}).normal_(0.0, 0.02, gen)
+                                                  : torch::zeros({out}));
   };
   put("x_embedder.proj.weight", XavierUniform(h, c * p * p, gen).view({h, c, p, p}));
   put("x_embedder.proj.bias", torch::zeros({h}));
   put("pos_embed", SinCos2d(h, gh, gw));
-  put("t_embedder.mlp.0.weight", torch::empty({h, cfg.frequency_embedding_size}).normal_(0.0, 0.02, gen));
+  put("t_embedder.mlp.0.weight",
+      torch::empty({h, cfg.frequency_embedding_size}).normal_(0.0, 0.02, gen));
   put("t_embedder.mlp.0.bias", torch::zeros({h}));
   put("t_embedder.mlp.2.weight", torch::empty({h, h}).normal_(0.0, 0.02, gen));
   put("t_embedder.mlp.2.bias", torch::zeros({h}));
@@ -446,7 +486,8 @@ NamedTensors InitConvEncoderWeights(const ConvEncoderConfig& cfg, uint64_t seed)
     const std::string pre = absl::StrCat("stages.", s, ".");
     for (auto [name, cin] : {std::pair<const char*, int>{"conv1", in}, {"conv2", out}}) {
       const double bound = std::sqrt(6.0 / (cin * 9));  // Kaiming-uniform for SiLU-ish gains
-      w[pre + name + ".weight"] = internal::FromTorch(torch::empty({out, cin, 3, 3}).uniform_(-bound, bound, gen));
+      w[pre + name + ".weight"] =
+          internal::FromTorch(torch::empty({out, cin, 3, 3}).uniform_(-bound, bound, gen));
       w[pre + name + ".bias"] = internal::FromTorch(torch::zeros({out}));
     }
     in = out;

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+
 #include "core/model/model.h"
 
 namespace invad::core {
@@ -41,8 +42,8 @@ absl::Status CheckRuntimeOptions(const RuntimeOptions& options);
 // Whether this LibTorch build can use CUDA devices now.
 bool CudaAvailable();
 
-// Process-wide LibTorch threads (platform.md P4: the default is 1 on our VMs). Call once at startup,
-// before any model runs. Values <= 0 leave the setting unchanged.
+// Process-wide LibTorch threads (platform.md P4: the default is 1 on our VMs). Call once at
+// startup, before any model runs. Values <= 0 leave the setting unchanged.
 absl::Status ConfigureTorchThreads(int intra_op_threads, int inter_op_threads = 0);
 int TorchIntraOpThreads();
 
@@ -56,7 +57,8 @@ struct EncoderIo {
 
 // A TorchScript module whose forward(images: Tensor[B, ch, H, W]) returns z0 [B, C, h, w] with the
 // manifest's latent shape.
-absl::StatusOr<std::unique_ptr<Encoder>> LoadTorchScriptEncoder(const std::string& path, const EncoderIo& io,
+absl::StatusOr<std::unique_ptr<Encoder>> LoadTorchScriptEncoder(const std::string& path,
+                                                                const EncoderIo& io,
                                                                 const RuntimeOptions& options);
 
 // A TorchScript module whose forward(x: Tensor[B, C, H, W] float32, t: Tensor[B] int64) returns ε̂.

@@ -1,12 +1,13 @@
-// LibTorch translation unit 1 of the runtime: devices, precision, threads, tensor conversion and the
-// TorchScript encoder and denoiser.
+// LibTorch translation unit 1 of the runtime: devices, precision, threads, tensor conversion and
+// the TorchScript encoder and denoiser.
+#include <cstring>
+
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/script.h>
 
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
+
 #include "core/runtime/internal/torch_util.h"
 #include "core/runtime/runtime.h"
 
@@ -17,7 +18,8 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& device) {
   try {
     return torch::Device(device);
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("bad device '", device, "': expected cpu or cuda:N"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad device '", device, "': expected cpu or cuda:N"));
   }
 }
 
@@ -34,12 +36,13 @@ void CopyOut(const torch::Tensor& src, Tensor* out) {
 absl::StatusOr<torch::Tensor> ToTorch(const RawTensor& raw, const torch::Device& device) {
   const int64_t n = NumElements(raw.shape);
   if (static_cast<int64_t>(raw.bytes.size()) != n * DTypeSize(raw.dtype)) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor of shape ", ShapeToString(raw.shape), " and dtype ",
-                                                   DTypeName(raw.dtype), " has ", raw.bytes.size(), " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat("tensor of shape ", ShapeToString(raw.shape),
+                                                   " and dtype ", DTypeName(raw.dtype), " has ",
+                                                   raw.bytes.size(), " bytes"));
   }
   const torch::ScalarType st = raw.dtype == DType::kFloat32    ? torch::kFloat32
                                : raw.dtype == DType::kBFloat16 ? torch::kBFloat16
-                                                                : torch::kFloat16;
+                                                               : torch::kFloat16;
   torch::Tensor t = torch::from_blob(const_cast<char*>(raw.bytes.data()), raw.shape, st);
   return t.to(device, torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
 }
@@ -58,14 +61,18 @@ absl::StatusOr<Precision> ParsePrecision(std::string_view name) {
   if (name == "fp32") return Precision::kFp32;
   if (name == "bf16") return Precision::kBf16;
   if (name == "fp16") return Precision::kFp16;
-  return absl::InvalidArgumentError(absl::StrCat("precision must be fp32, bf16 or fp16, got '", std::string(name), "'"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("precision must be fp32, bf16 or fp16, got '", std::string(name), "'"));
 }
 
 const char* PrecisionName(Precision p) {
   switch (p) {
-    case Precision::kFp32: return "fp32";
-    case Precision::kBf16: return "bf16";
-    case Precision::kFp16: return "fp16";
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kFp16:
+      return "fp16";
   }
   return "?";
 }
@@ -77,20 +84,24 @@ absl::Status CheckRuntimeOptions(const RuntimeOptions& options) {
   if (!device.ok()) return device.status();
   if (device->is_cuda()) {
     if (!CudaAvailable()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "device ", options.device, " requested, but this LibTorch has no CUDA (Debian's is CPU-only; build "
-          "against a CUDA LibTorch with -DTorch_DIR=...)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("device ", options.device,
+                       " requested, but this LibTorch has no CUDA (Debian's is CPU-only; build "
+                       "against a CUDA LibTorch with -DTorch_DIR=...)"));
     }
     const int index = device->has_index() ? device->index() : 0;
     if (index >= static_cast<int>(torch::cuda::device_count())) {
       return absl::FailedPreconditionError(
-          absl::StrCat("device ", options.device, " requested, but only ", torch::cuda::device_count(), " CUDA devices"));
+          absl::StrCat("device ", options.device, " requested, but only ",
+                       torch::cuda::device_count(), " CUDA devices"));
     }
   } else if (!device->is_cpu()) {
-    return absl::InvalidArgumentError(absl::StrCat("device must be cpu or cuda:N, got ", options.device));
+    return absl::InvalidArgumentError(
+        absl::StrCat("device must be cpu or cuda:N, got ", options.device));
   }
   if (options.precision == Precision::kFp16 && !device->is_cuda()) {
-    return absl::InvalidArgumentError("precision fp16 needs a CUDA device: Debian's LibTorch has no fp16 CPU kernels");
+    return absl::InvalidArgumentError(
+        "precision fp16 needs a CUDA device: Debian's LibTorch has no fp16 CPU kernels");
   }
   return absl::OkStatus();
 }
@@ -142,14 +153,16 @@ class AutocastScope {
   bool prev_enabled_ = false;
 };
 
-absl::StatusOr<torch::jit::Module> LoadModule(const std::string& path, const torch::Device& device) {
+absl::StatusOr<torch::jit::Module> LoadModule(const std::string& path,
+                                              const torch::Device& device) {
   try {
     c10::InferenceMode guard;
     torch::jit::Module m = torch::jit::load(path, device);
     m.eval();
     return m;
   } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(absl::StrCat("loading TorchScript ", path, ": ", e.what_without_backtrace()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("loading TorchScript ", path, ": ", e.what_without_backtrace()));
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("loading TorchScript ", path, ": ", e.what()));
   }
@@ -157,11 +170,13 @@ absl::StatusOr<torch::jit::Module> LoadModule(const std::string& path, const tor
 
 class TorchScriptEncoder final : public Encoder {
  public:
-  TorchScriptEncoder(torch::jit::Module m, torch::Device device, Precision p, EncoderIo io, std::string path)
+  TorchScriptEncoder(torch::jit::Module m, torch::Device device, Precision p, EncoderIo io,
+                     std::string path)
       : module_(std::move(m)), device_(device), precision_(p), io_(io), path_(std::move(path)) {}
 
   absl::Status Encode(const Tensor& images, Tensor* z0) override {
-    if (absl::Status s = CheckShape(images, {-1, io_.input_channels, io_.input_height, io_.input_width}, "encoder input");
+    if (absl::Status s = CheckShape(
+            images, {-1, io_.input_channels, io_.input_height, io_.input_width}, "encoder input");
         !s.ok()) {
       return s;
     }
@@ -173,8 +188,8 @@ class TorchScriptEncoder final : public Encoder {
       torch::Tensor y = module_.forward({x}).toTensor();
       TORCH_CHECK(y.dim() == 4 && y.size(0) == images.batch() && y.size(1) == l.channels &&
                       y.size(2) == l.height && y.size(3) == l.width,
-                  "encoder returned ", y.sizes(), "; the bundle declares latent [", l.channels, ",", l.height, ",",
-                  l.width, "]");
+                  "encoder returned ", y.sizes(), "; the bundle declares latent [", l.channels, ",",
+                  l.height, ",", l.width, "]");
       internal::CopyOut(y, z0);
     });
   }
@@ -191,8 +206,13 @@ class TorchScriptEncoder final : public Encoder {
 
 class TorchScriptDenoiser final : public Denoiser {
  public:
-  TorchScriptDenoiser(torch::jit::Module m, torch::Device device, Precision p, LatentShape latent, std::string path)
-      : module_(std::move(m)), device_(device), precision_(p), latent_(latent), path_(std::move(path)) {}
+  TorchScriptDenoiser(torch::jit::Module m, torch::Device device, Precision p, LatentShape latent,
+                      std::string path)
+      : module_(std::move(m)),
+        device_(device),
+        precision_(p),
+        latent_(latent),
+        path_(std::move(path)) {}
 
   absl::Status Predict(const Tensor& z, absl::Span<const int> timesteps, Tensor* eps) override {
     if (absl::Status s = ValidateDenoiserInput(z, timesteps, latent_); !s.ok()) return s;
@@ -203,7 +223,8 @@ class TorchScriptDenoiser final : public Denoiser {
       std::vector<int64_t> tv(timesteps.begin(), timesteps.end());
       torch::Tensor t = torch::tensor(tv, torch::kInt64).to(device_);
       torch::Tensor y = module_.forward({x, t}).toTensor();
-      TORCH_CHECK(y.sizes() == x.sizes(), "denoiser returned ", y.sizes(), " for input ", x.sizes());
+      TORCH_CHECK(y.sizes() == x.sizes(), "denoiser returned ", y.sizes(), " for input ",
+                  x.sizes());
       internal::CopyOut(y, eps);
     });
   }
@@ -220,7 +241,8 @@ class TorchScriptDenoiser final : public Denoiser {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Encoder>> LoadTorchScriptEncoder(const std::string& path, const EncoderIo& io,
+absl::StatusOr<std::unique_ptr<Encoder>> LoadTorchScriptEncoder(const std::string& path,
+                                                                const EncoderIo& io,
                                                                 const RuntimeOptions& options) {
   if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
   auto device = internal::ParseDevice(options.device);
@@ -236,7 +258,8 @@ absl::StatusOr<std::unique_ptr<Denoiser>> LoadTorchScriptDenoiser(const std::str
   auto device = internal::ParseDevice(options.device);
   auto m = LoadModule(path, *device);
   if (!m.ok()) return m.status();
-  return std::make_unique<TorchScriptDenoiser>(std::move(*m), *device, options.precision, latent, path);
+  return std::make_unique<TorchScriptDenoiser>(std::move(*m), *device, options.precision, latent,
+                                               path);
 }
 
 }  // namespace invad::core

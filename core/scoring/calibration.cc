@@ -39,18 +39,21 @@ RobustStat RobustStats(absl::Span<const double> values) {
 }
 
 double CalibratedScore(const Calibration& cal, const LatentScore& s) {
-  return (s.diff - cal.diff.center) / cal.diff.scale + (s.sq_norm - cal.sq_norm.center) / cal.sq_norm.scale;
+  return (s.diff - cal.diff.center) / cal.diff.scale +
+         (s.sq_norm - cal.sq_norm.center) / cal.sq_norm.scale;
 }
 
 absl::StatusOr<Calibration> Calibrate(absl::Span<const LatentScore> normal_scores,
-                                      std::vector<double> map_values, const CalibrationOptions& options) {
+                                      std::vector<double> map_values,
+                                      const CalibrationOptions& options) {
   if (normal_scores.size() < 2) {
     return absl::InvalidArgumentError(
         absl::StrCat("calibration needs at least 2 normal images, got ", normal_scores.size()));
   }
   if (map_values.empty()) return absl::InvalidArgumentError("calibration needs map values");
   if (!(options.target_fpr > 0.0 && options.target_fpr < 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat("target_fpr must be in (0, 1), got ", options.target_fpr));
+    return absl::InvalidArgumentError(
+        absl::StrCat("target_fpr must be in (0, 1), got ", options.target_fpr));
   }
   if (!(options.pixel_quantile > 0.0 && options.pixel_quantile <= 1.0)) {
     return absl::InvalidArgumentError(

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+
 #include "core/scoring/scoring.h"
 
 namespace invad::core {

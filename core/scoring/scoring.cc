@@ -7,7 +7,9 @@
 
 namespace invad::core {
 
-double NllConstant(int64_t elements) { return 0.5 * static_cast<double>(elements) * std::log(2.0 * M_PI); }
+double NllConstant(int64_t elements) {
+  return 0.5 * static_cast<double>(elements) * std::log(2.0 * M_PI);
+}
 
 LatentScore ScoreLatent(const float* z, int64_t c, int64_t h, int64_t w, float* norm_map) {
   const int64_t hw = h * w;

@@ -27,9 +27,10 @@ LatentScore ScoreLatent(const float* z, int64_t c, int64_t h, int64_t w, float* 
 // Scores every sample of z_T [B, C, H, W]; fills `norm_maps` [B, H, W] if non-null.
 std::vector<LatentScore> ScoreLatents(const Tensor& z_t, Tensor* norm_maps);
 
-// Bilinear resize of one [in_h, in_w] map, align_corners = false, as torch.nn.functional.interpolate
-// (source coordinate (dst + 0.5)·in/out − 0.5, clamped at 0).
-void UpsampleBilinear(const float* in, int64_t in_h, int64_t in_w, float* out, int64_t out_h, int64_t out_w);
+// Bilinear resize of one [in_h, in_w] map, align_corners = false, as
+// torch.nn.functional.interpolate (source coordinate (dst + 0.5)·in/out − 0.5, clamped at 0).
+void UpsampleBilinear(const float* in, int64_t in_h, int64_t in_w, float* out, int64_t out_h,
+                      int64_t out_w);
 
 // ½·D·ln(2π) for D elements.
 double NllConstant(int64_t elements);

@@ -10,7 +10,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   invad::preprocess::DecodeLimits limits;
   limits.max_pixels = 1 << 20;
-  auto img = invad::preprocess::DecodeImage(std::string_view(reinterpret_cast<const char*>(data), size), limits);
+  auto img = invad::preprocess::DecodeImage(
+      std::string_view(reinterpret_cast<const char*>(data), size), limits);
   if (!img.ok()) return 0;
   invad::preprocess::InputSpec spec;
   spec.width = spec.height = 32;

@@ -3,10 +3,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "bundle/bundle.h"
-#include "bundle/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "bundle/bundle.h"
+#include "bundle/files.h"
 #include "preprocess/preprocess.h"
 #include "tests/testing/python.h"
 #include "tests/testing/status_matchers.h"
@@ -34,7 +35,8 @@ std::vector<char> ReadAll(const fs::path& p) {
 
 TEST_F(PreprocessParityTest, BitIdenticalToPilAndTorchvision) {
   INVAD_REQUIRE_PYTHON("numpy, PIL, torchvision");
-  ASSERT_EQ(testing::RunPython("tests/integration/python/torchvision_reference.py", dir_.string()), 0);
+  ASSERT_EQ(testing::RunPython("tests/integration/python/torchvision_reference.py", dir_.string()),
+            0);
   const preprocess::InputSpec spec;  // 256×256 RGB, PIL bilinear, ImageNet mean/std
   for (const char* name : {"down_rgb", "up_rgb", "gray"}) {
     SCOPED_TRACE(name);
@@ -52,7 +54,8 @@ TEST_F(PreprocessParityTest, BitIdenticalToPilAndTorchvision) {
   ASSERT_OK(img);
   std::vector<uint8_t> rgb = img->data;
   for (size_t i = 0; i + 2 < rgb.size(); i += 3) std::swap(rgb[i], rgb[i + 2]);
-  const std::vector<uint8_t> ours = preprocess::ResizeAntialias8(rgb.data(), img->width, img->height, 3, 256, 256);
+  const std::vector<uint8_t> ours =
+      preprocess::ResizeAntialias8(rgb.data(), img->width, img->height, 3, 256, 256);
   const std::vector<char> pil = ReadAll(dir_ / "down_rgb.resized.u8");
   ASSERT_EQ(pil.size(), ours.size());
   EXPECT_EQ(0, std::memcmp(pil.data(), ours.data(), ours.size()));
@@ -74,7 +77,8 @@ TEST_F(PreprocessParityTest, ToolsAndServerPathsGiveBitIdenticalLatents) {
   auto from_file = preprocess::PreprocessFile(path, model->input);  // invad-train / invad-eval
   auto bytes = bundle::ReadFile(path);
   ASSERT_OK(bytes);
-  auto from_bytes = preprocess::PreprocessEncoded(*bytes, model->input);  // invad-server request path
+  auto from_bytes =
+      preprocess::PreprocessEncoded(*bytes, model->input);  // invad-server request path
   ASSERT_OK(from_file);
   ASSERT_OK(from_bytes);
   core::Tensor z_file, z_bytes;

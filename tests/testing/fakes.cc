@@ -20,7 +20,8 @@ absl::Status PoolingEncoder::Encode(const core::Tensor& images, core::Tensor* z0
           for (int64_t dy = 0; dy < fy; ++dy) {
             for (int64_t dx = 0; dx < fx; ++dx) s += plane[(y * fy + dy) * w + x * fx + dx];
           }
-          out[y * shape_.width + x] = static_cast<float>(s / (fy * fx)) * (1.0f + 0.1f * static_cast<float>(c));
+          out[y * shape_.width + x] =
+              static_cast<float>(s / (fy * fx)) * (1.0f + 0.1f * static_cast<float>(c));
         }
       }
     }

@@ -17,7 +17,8 @@ class LinearDenoiser : public core::Denoiser {
       : shape_(shape), a_(std::move(a)) {}
   static double DefaultA(int t) { return 0.1 + t / 2000.0; }
 
-  absl::Status Predict(const core::Tensor& z, absl::Span<const int> timesteps, core::Tensor* eps) override {
+  absl::Status Predict(const core::Tensor& z, absl::Span<const int> timesteps,
+                       core::Tensor* eps) override {
     if (absl::Status s = core::ValidateDenoiserInput(z, timesteps, shape_); !s.ok()) return s;
     eps->Resize(z.shape());
     for (int64_t i = 0; i < z.batch(); ++i) {

@@ -39,10 +39,10 @@ inline int RunPython(const std::string& script, const std::string& args) {
 }  // namespace invad::testing
 
 // Skips (or fails under CI=true) when Debian's Python lacks the modules.
-#define INVAD_REQUIRE_PYTHON(modules)                                                       \
-  do {                                                                                      \
-    if (!::invad::testing::PythonHas(modules)) {                                            \
-      if (::invad::testing::InCi()) FAIL() << "CI=true but python lacks: " << (modules);     \
-      GTEST_SKIP() << "python lacks " << (modules) << " (run scripts/install-deps.sh)";     \
-    }                                                                                       \
+#define INVAD_REQUIRE_PYTHON(modules)                                                    \
+  do {                                                                                   \
+    if (!::invad::testing::PythonHas(modules)) {                                         \
+      if (::invad::testing::InCi()) FAIL() << "CI=true but python lacks: " << (modules); \
+      GTEST_SKIP() << "python lacks " << (modules) << " (run scripts/install-deps.sh)";  \
+    }                                                                                    \
   } while (false)

@@ -26,7 +26,8 @@ MATCHER_P(StatusIs, code, "has status code " + absl::StatusCodeToString(code)) {
   return s.code() == code;
 }
 
-MATCHER_P2(StatusIs, code, substring, "has status code " + absl::StatusCodeToString(code) + " mentioning " + substring) {
+MATCHER_P2(StatusIs, code, substring,
+           "has status code " + absl::StatusCodeToString(code) + " mentioning " + substring) {
   const absl::Status& s = GetStatus(arg);
   *result_listener << "status: " << s;
   return s.code() == code && s.message().find(substring) != absl::string_view::npos;

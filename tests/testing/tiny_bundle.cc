@@ -65,11 +65,13 @@ v1::ModelConfig TinyManifest(const TinyBundleOptions& o) {
   return c;
 }
 
-absl::StatusOr<std::string> WriteTinyBundle(const std::string& model_dir, const TinyBundleOptions& o) {
+absl::StatusOr<std::string> WriteTinyBundle(const std::string& model_dir,
+                                            const TinyBundleOptions& o) {
   std::vector<bundle::BundleFile> files = {
-      {"encoder.safetensors", bundle::SerializeSafetensors(core::InitConvEncoderWeights(EncoderConfig(o), o.seed))},
-      {"denoiser.safetensors",
-       bundle::SerializeSafetensors(core::InitDitWeights(DitConfig(o), o.seed + 1, o.zero_init_output))},
+      {"encoder.safetensors",
+       bundle::SerializeSafetensors(core::InitConvEncoderWeights(EncoderConfig(o), o.seed))},
+      {"denoiser.safetensors", bundle::SerializeSafetensors(core::InitDitWeights(
+                                   DitConfig(o), o.seed + 1, o.zero_init_output))},
   };
   return bundle::WriteNextVersion(model_dir, TinyManifest(o), files);
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "invad/v1/model_config.pb.h"
 
 namespace invad::testing {
@@ -26,6 +27,7 @@ struct TinyBundleOptions {
 v1::ModelConfig TinyManifest(const TinyBundleOptions& o = {});
 
 // Writes the next version of `model_dir`; returns the version folder.
-absl::StatusOr<std::string> WriteTinyBundle(const std::string& model_dir, const TinyBundleOptions& o = {});
+absl::StatusOr<std::string> WriteTinyBundle(const std::string& model_dir,
+                                            const TinyBundleOptions& o = {});
 
 }  // namespace invad::testing

@@ -2,11 +2,12 @@
 // LibTorch. Never include this from a header outside core/runtime or core/train.
 #pragma once
 
-#include <torch/torch.h>
-
 #include <string>
 
+#include <torch/torch.h>
+
 #include "absl/status/statusor.h"
+
 #include "core/runtime/runtime.h"
 #include "core/tensor.h"
 

@@ -3,10 +3,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "bundle/files.h"
-#include "bundle/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "bundle/files.h"
+#include "bundle/safetensors.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/tiny_bundle.h"
 
@@ -24,8 +25,9 @@ constexpr auto kNotFound = absl::StatusCode::kNotFound;
 class BundleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    repo_ = fs::temp_directory_path() / ("invad_bundle_test_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    repo_ = fs::temp_directory_path() /
+            ("invad_bundle_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(repo_);
     model_ = (repo_ / "tiny").string();
   }
@@ -129,17 +131,25 @@ INSTANTIATE_TEST_SUITE_P(
     Fields, ManifestFieldTest,
     ::testing::Values(
         FieldCase{"format_version", [](v1::ModelConfig& c) { c.set_format_version(7); }},
-        FieldCase{"input.channel_order", [](v1::ModelConfig& c) { c.mutable_input()->clear_channel_order(); }},
-        FieldCase{"input", [](v1::ModelConfig& c) { c.mutable_input()->mutable_std()->Set(1, 0.0f); }},
+        FieldCase{"input.channel_order",
+                  [](v1::ModelConfig& c) { c.mutable_input()->clear_channel_order(); }},
+        FieldCase{"input",
+                  [](v1::ModelConfig& c) { c.mutable_input()->mutable_std()->Set(1, 0.0f); }},
         FieldCase{"latent", [](v1::ModelConfig& c) { c.mutable_latent()->set_height(0); }},
-        FieldCase{"diffusion.allowed_steps", [](v1::ModelConfig& c) { c.mutable_diffusion()->add_allowed_steps(51); }},
-        FieldCase{"diffusion.default_steps", [](v1::ModelConfig& c) { c.mutable_diffusion()->set_default_steps(10); }},
+        FieldCase{"diffusion.allowed_steps",
+                  [](v1::ModelConfig& c) { c.mutable_diffusion()->add_allowed_steps(51); }},
+        FieldCase{"diffusion.default_steps",
+                  [](v1::ModelConfig& c) { c.mutable_diffusion()->set_default_steps(10); }},
         FieldCase{"encoder.conv", [](v1::ModelConfig& c) { c.mutable_latent()->set_channels(13); }},
-        FieldCase{"files[0].path", [](v1::ModelConfig& c) { c.mutable_files(0)->set_path("../escape"); }},
+        FieldCase{"files[0].path",
+                  [](v1::ModelConfig& c) { c.mutable_files(0)->set_path("../escape"); }},
         FieldCase{"denoiser.dit.weights_file",
-                  [](v1::ModelConfig& c) { c.mutable_denoiser()->mutable_dit()->set_weights_file("other.safetensors"); }},
+                  [](v1::ModelConfig& c) {
+                    c.mutable_denoiser()->mutable_dit()->set_weights_file("other.safetensors");
+                  }},
         FieldCase{"calibration", [](v1::ModelConfig& c) { c.mutable_calibration()->RemoveLast(); }},
-        FieldCase{"calibration[0].category", [](v1::ModelConfig& c) { c.mutable_calibration(0)->set_category("screw"); }}),
+        FieldCase{"calibration[0].category",
+                  [](v1::ModelConfig& c) { c.mutable_calibration(0)->set_category("screw"); }}),
     [](const auto& info) {
       std::string n = info.param.field;
       for (char& ch : n) {
@@ -152,7 +162,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(BundleTest, ManifestThatDisagreesWithWeightsFailsToLoad) {
   auto dir = WriteTinyBundle(model_);
   ASSERT_OK(dir);
-  EditManifest(*dir, [](v1::ModelConfig& c) { c.mutable_denoiser()->mutable_dit()->set_hidden_size(64); });
+  EditManifest(
+      *dir, [](v1::ModelConfig& c) { c.mutable_denoiser()->mutable_dit()->set_hidden_size(64); });
   EXPECT_THAT(LoadModel(*dir), StatusIs(kInvalid, "shape"));
 }
 
@@ -190,8 +201,10 @@ TEST(SafetensorsTest, MalformedFilesAreInvalidArgument) {
   t["w"] = core::ToRaw(core::Tensor({4}, {1, 2, 3, 4}));
   const std::string good = SerializeSafetensors(t);
   EXPECT_THAT(ParseSafetensors(""), StatusIs(kInvalid, "truncated"));
-  EXPECT_THAT(ParseSafetensors(good.substr(0, good.size() - 3)), StatusIs(kInvalid, "data_offsets"));
-  EXPECT_THAT(ParseSafetensors(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}"), StatusIs(kInvalid, "header length"));
+  EXPECT_THAT(ParseSafetensors(good.substr(0, good.size() - 3)),
+              StatusIs(kInvalid, "data_offsets"));
+  EXPECT_THAT(ParseSafetensors(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}"),
+              StatusIs(kInvalid, "header length"));
   std::string garbage = good;
   garbage.replace(8, 5, "nope!");
   EXPECT_THAT(ParseSafetensors(garbage), StatusIs(kInvalid, "JSON"));
@@ -200,13 +213,17 @@ TEST(SafetensorsTest, MalformedFilesAreInvalidArgument) {
     s[0] = static_cast<char>(h.size());
     return s + h + std::string(16, '\0');
   };
-  EXPECT_THAT(ParseSafetensors(with_header(R"({"w":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})")),
-              StatusIs(kInvalid, "dtype"));
-  EXPECT_THAT(ParseSafetensors(with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})")),
-              StatusIs(kInvalid, "bytes for shape"));
-  EXPECT_THAT(ParseSafetensors(with_header(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})")),
-              StatusIs(kInvalid, "shape"));
-  EXPECT_THAT(ParseSafetensors(with_header(R"({"w":{"dtype":"F32","shape":[1]}})")), StatusIs(kInvalid, "data_offsets"));
+  EXPECT_THAT(
+      ParseSafetensors(with_header(R"({"w":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})")),
+      StatusIs(kInvalid, "dtype"));
+  EXPECT_THAT(
+      ParseSafetensors(with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})")),
+      StatusIs(kInvalid, "bytes for shape"));
+  EXPECT_THAT(
+      ParseSafetensors(with_header(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})")),
+      StatusIs(kInvalid, "shape"));
+  EXPECT_THAT(ParseSafetensors(with_header(R"({"w":{"dtype":"F32","shape":[1]}})")),
+              StatusIs(kInvalid, "data_offsets"));
 }
 
 TEST(Sha256Test, KnownVectors) {

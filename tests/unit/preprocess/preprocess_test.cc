@@ -1,14 +1,15 @@
 #include "preprocess/preprocess.h"
 
+#include <cmath>
+#include <random>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <cmath>
-#include <random>
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
 #include "tests/testing/status_matchers.h"
 
 namespace invad::preprocess {
@@ -42,8 +43,8 @@ TEST(PreprocessTest, NormalisesLikeToTensorAndNormalize) {
   ASSERT_OK(t);
   EXPECT_EQ(t->shape(), (core::Shape{1, 3, 16, 16}));
   const int64_t plane = 256;
-  EXPECT_FLOAT_EQ(t->data()[0], (250 / 255.0f - 0.485f) / 0.229f);          // R plane first
-  EXPECT_FLOAT_EQ(t->data()[plane], (128 / 255.0f - 0.456f) / 0.224f);      // G
+  EXPECT_FLOAT_EQ(t->data()[0], (250 / 255.0f - 0.485f) / 0.229f);             // R plane first
+  EXPECT_FLOAT_EQ(t->data()[plane], (128 / 255.0f - 0.456f) / 0.224f);         // G
   EXPECT_FLOAT_EQ(t->data()[2 * plane + 7], (10 / 255.0f - 0.406f) / 0.225f);  // B
 }
 
@@ -52,7 +53,12 @@ TEST(PreprocessTest, RawRgbAndEncodedBgrGiveTheSameInput) {
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   auto from_png = PreprocessEncoded(Encode(bgr), Spec());
-  RawPixels raw{50, 40, 3, 8, 0, ChannelOrder::kRgb,
+  RawPixels raw{50,
+                40,
+                3,
+                8,
+                0,
+                ChannelOrder::kRgb,
                 std::string_view(reinterpret_cast<const char*>(rgb.data), rgb.total() * 3)};
   auto img = FromRawPixels(raw);
   ASSERT_OK(img);
@@ -70,7 +76,8 @@ TEST(PreprocessTest, RowStrideIsHonoured) {
   auto img = FromRawPixels({5, 3, 1, 8, 8, ChannelOrder::kGray, buf});
   ASSERT_OK(img);
   EXPECT_EQ(img->data[5], 50);  // second row starts after the padding
-  EXPECT_THAT(FromRawPixels({5, 3, 1, 8, 4, ChannelOrder::kGray, buf}), StatusIs(kInvalid, "row_stride"));
+  EXPECT_THAT(FromRawPixels({5, 3, 1, 8, 4, ChannelOrder::kGray, buf}),
+              StatusIs(kInvalid, "row_stride"));
 }
 
 TEST(PreprocessTest, SixteenBitUsesTheBundleScale) {
@@ -113,11 +120,16 @@ TEST(PreprocessTest, BadInputsAreInvalidArgument) {
   EXPECT_THAT(DecodeImage(png.substr(0, png.size() / 2)), StatusIs(kInvalid));
   EXPECT_THAT(DecodeImage(png, {.max_encoded_bytes = 100}), StatusIs(kInvalid, "limit"));
   EXPECT_THAT(DecodeImage(png, {.max_pixels = 1000}), StatusIs(kInvalid, "pixels"));
-  EXPECT_THAT(FromRawPixels({0, 0, 3, 8, 0, ChannelOrder::kRgb, ""}), StatusIs(kInvalid, "no pixels"));
-  EXPECT_THAT(FromRawPixels({4, 4, 3, 8, 0, ChannelOrder::kRgb, std::string(47, 'x')}), StatusIs(kInvalid, "needs 48"));
-  EXPECT_THAT(FromRawPixels({100000, 100000, 1, 8, 0, ChannelOrder::kGray, "x"}), StatusIs(kInvalid, "limit"));
-  EXPECT_THAT(FromRawPixels({4, 4, 2, 8, 0, ChannelOrder::kRgb, std::string(32, 'x')}), StatusIs(kInvalid, "channels"));
-  EXPECT_THAT(FromRawPixels({4, 4, 1, 12, 0, ChannelOrder::kGray, std::string(32, 'x')}), StatusIs(kInvalid, "bits"));
+  EXPECT_THAT(FromRawPixels({0, 0, 3, 8, 0, ChannelOrder::kRgb, ""}),
+              StatusIs(kInvalid, "no pixels"));
+  EXPECT_THAT(FromRawPixels({4, 4, 3, 8, 0, ChannelOrder::kRgb, std::string(47, 'x')}),
+              StatusIs(kInvalid, "needs 48"));
+  EXPECT_THAT(FromRawPixels({100000, 100000, 1, 8, 0, ChannelOrder::kGray, "x"}),
+              StatusIs(kInvalid, "limit"));
+  EXPECT_THAT(FromRawPixels({4, 4, 2, 8, 0, ChannelOrder::kRgb, std::string(32, 'x')}),
+              StatusIs(kInvalid, "channels"));
+  EXPECT_THAT(FromRawPixels({4, 4, 1, 12, 0, ChannelOrder::kGray, std::string(32, 'x')}),
+              StatusIs(kInvalid, "bits"));
   InputSpec bad = Spec();
   bad.std = {1.0f};
   Image img = *DecodeImage(png);

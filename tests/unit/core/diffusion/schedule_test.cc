@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
 #include "tests/testing/status_matchers.h"
 
 namespace invad::core {
@@ -31,21 +32,23 @@ TEST_P(SpaceTimestepsTest, MatchesOfficialRespacing) {
 INSTANTIATE_TEST_SUITE_P(
     K, SpaceTimestepsTest,
     ::testing::Values(
-        TauCase{1, {0}}, TauCase{2, {0, 999}}, TauCase{3, {0, 500, 999}}, TauCase{4, {0, 333, 666, 999}},
-        TauCase{5, {0, 250, 500, 749, 999}}, TauCase{6, {0, 200, 400, 599, 799, 999}},
-        TauCase{7, {0, 166, 333, 500, 666, 832, 999}}, TauCase{8, {0, 143, 285, 428, 571, 714, 856, 999}},
+        TauCase{1, {0}}, TauCase{2, {0, 999}}, TauCase{3, {0, 500, 999}},
+        TauCase{4, {0, 333, 666, 999}}, TauCase{5, {0, 250, 500, 749, 999}},
+        TauCase{6, {0, 200, 400, 599, 799, 999}}, TauCase{7, {0, 166, 333, 500, 666, 832, 999}},
+        TauCase{8, {0, 143, 285, 428, 571, 714, 856, 999}},
         TauCase{9, {0, 125, 250, 375, 500, 624, 749, 874, 999}},
         TauCase{10, {0, 111, 222, 333, 444, 555, 666, 777, 888, 999}},
-        TauCase{21, {0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 499,
+        TauCase{21, {0,   50,  100, 150, 200, 250, 300, 350, 400, 450, 499,
                      549, 599, 649, 699, 749, 799, 849, 899, 949, 999}},
         TauCase{31, {0,   33,  67,  100, 133, 166, 200, 233, 266, 300, 333, 366, 400, 433, 466, 500,
                      533, 566, 599, 633, 666, 699, 733, 766, 799, 832, 866, 899, 932, 966, 999}},
-        TauCase{100, {0,   10,  20,  30,  40,  50,  61,  71,  81,  91,  101, 111, 121, 131, 141, 151, 161,
-                      172, 182, 192, 202, 212, 222, 232, 242, 252, 262, 272, 283, 293, 303, 313, 323, 333,
-                      343, 353, 363, 373, 383, 394, 404, 414, 424, 434, 444, 454, 464, 474, 484, 494, 505,
-                      515, 525, 535, 545, 555, 565, 575, 585, 595, 605, 616, 626, 636, 646, 656, 666, 676,
-                      686, 696, 706, 716, 727, 737, 747, 757, 767, 777, 787, 797, 807, 817, 827, 838, 848,
-                      858, 868, 878, 888, 898, 908, 918, 928, 938, 949, 959, 969, 979, 989, 999}}));
+        TauCase{100, {0,   10,  20,  30,  40,  50,  61,  71,  81,  91,  101, 111, 121, 131, 141,
+                      151, 161, 172, 182, 192, 202, 212, 222, 232, 242, 252, 262, 272, 283, 293,
+                      303, 313, 323, 333, 343, 353, 363, 373, 383, 394, 404, 414, 424, 434, 444,
+                      454, 464, 474, 484, 494, 505, 515, 525, 535, 545, 555, 565, 575, 585, 595,
+                      605, 616, 626, 636, 646, 656, 666, 676, 686, 696, 706, 716, 727, 737, 747,
+                      757, 767, 777, 787, 797, 807, 817, 827, 838, 848, 858, 868, 878, 888, 898,
+                      908, 918, 928, 938, 949, 959, 969, 979, 989, 999}}));
 
 TEST(SpaceTimestepsTest, RejectsOutOfRangeK) {
   EXPECT_THAT(SpaceTimesteps(1000, 0), StatusIs(absl::StatusCode::kInvalidArgument));
@@ -70,7 +73,8 @@ TEST(NoiseScheduleTest, AlphaBarAtKeyTimesteps) {
 
 TEST(NoiseScheduleTest, RejectsBadBetas) {
   EXPECT_THAT(NoiseSchedule::Linear(1000, 0.0, 0.02), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(NoiseSchedule::Linear(1000, 0.03, 0.02), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(NoiseSchedule::Linear(1000, 0.03, 0.02),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(NoiseSchedule::Linear(1, 1e-4, 0.02), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 

@@ -5,9 +5,10 @@
 #include <random>
 #include <vector>
 
-#include "core/diffusion/ddim.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "core/diffusion/ddim.h"
 #include "tests/testing/fakes.h"
 #include "tests/testing/status_matchers.h"
 
@@ -50,7 +51,8 @@ double LinearInversionGain(int k) {
     const double a = LinearDenoiser::DefaultA(taus[i]);
     const double cur = ab[taus[i]];
     const double next = i + 1 < k ? ab[taus[i + 1]] : 0.0;
-    g *= std::sqrt(next) * (std::sqrt(1 / cur) - std::sqrt(1 / cur - 1) * a) + std::sqrt(1 - next) * a;
+    g *= std::sqrt(next) * (std::sqrt(1 / cur) - std::sqrt(1 / cur - 1) * a) +
+         std::sqrt(1 - next) * a;
   }
   return g;
 }
@@ -103,7 +105,8 @@ TEST(InversionTest, KOneGivesNoisePredictionAtZero) {
   ASSERT_OK(p->Invert(1, z));
   // ᾱ_next = 0: z_T = ε'(z0, 0) = a(0)·z0.
   for (int64_t j = 0; j < z.numel(); ++j) {
-    EXPECT_NEAR(z.data()[j], LinearDenoiser::DefaultA(0) * z0.data()[j], 1e-6 * std::fabs(z0.data()[j]) + 1e-7);
+    EXPECT_NEAR(z.data()[j], LinearDenoiser::DefaultA(0) * z0.data()[j],
+                1e-6 * std::fabs(z0.data()[j]) + 1e-7);
   }
 }
 

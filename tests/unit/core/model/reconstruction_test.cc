@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
 #include "tests/testing/fakes.h"
 #include "tests/testing/status_matchers.h"
 
@@ -34,8 +35,8 @@ class OracleDenoiser : public Denoiser {
     for (int64_t i = 0; i < z.batch(); ++i) {
       const double ab = s_.alpha_bar(ts[i]);
       for (int64_t j = 0; j < z.sample_numel(); ++j) {
-        eps->sample(i)[j] =
-            static_cast<float>((z.sample(i)[j] - std::sqrt(ab) * z0_.sample(i)[j]) / std::sqrt(1 - ab));
+        eps->sample(i)[j] = static_cast<float>((z.sample(i)[j] - std::sqrt(ab) * z0_.sample(i)[j]) /
+                                               std::sqrt(1 - ab));
       }
     }
     return absl::OkStatus();
@@ -109,7 +110,8 @@ TEST(ReconstructionTest, ValidatesOptions) {
   EXPECT_THAT(Reconstruct(den, *s, o, RandomLatents(1, 1), nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument, "noise_index"));
   o.noise_index = 0;
-  EXPECT_THAT(Reconstruct(den, *s, o, RandomLatents(1, 1), nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Reconstruct(den, *s, o, RandomLatents(1, 1), nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -1,19 +1,21 @@
-// Runtime tests: TorchScript models built in the test (Module::define + save, no committed weights),
-// native DiT and conv encoder, device and precision checks. This TU includes LibTorch.
-#include <torch/script.h>
-#include <torch/torch.h>
+// Runtime tests: TorchScript models built in the test (Module::define + save, no committed
+// weights), native DiT and conv encoder, device and precision checks. This TU includes LibTorch.
+#include "core/runtime/runtime.h"
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
-#include "core/model/inversion.h"
-#include "core/runtime/native.h"
-#include "core/runtime/runtime.h"
-#include "core/scoring/scoring.h"
+#include <torch/script.h>
+#include <torch/torch.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "core/model/inversion.h"
+#include "core/runtime/native.h"
+#include "core/scoring/scoring.h"
 #include "tests/testing/fakes.h"
 #include "tests/testing/status_matchers.h"
 
@@ -87,9 +89,10 @@ def forward(self, x, t):
   auto schedule = NoiseSchedule::Linear();
   auto den = LoadTorchScriptDenoiser(path, kLatent, {});
   ASSERT_OK(den);
-  auto p_ts = Pipeline::Create(std::make_unique<PoolingEncoder>(kLatent), std::move(*den), *schedule, {3});
-  auto p_fake = Pipeline::Create(std::make_unique<PoolingEncoder>(kLatent), std::make_unique<LinearDenoiser>(kLatent),
-                                 *schedule, {3});
+  auto p_ts =
+      Pipeline::Create(std::make_unique<PoolingEncoder>(kLatent), std::move(*den), *schedule, {3});
+  auto p_fake = Pipeline::Create(std::make_unique<PoolingEncoder>(kLatent),
+                                 std::make_unique<LinearDenoiser>(kLatent), *schedule, {3});
   ASSERT_OK(p_ts);
   ASSERT_OK(p_fake);
   Tensor a = Random({3, 4, 4, 4}, 2), b = a;
@@ -110,7 +113,8 @@ def forward(self, x):
   ASSERT_OK((*enc)->Encode(images, &z0));
   EXPECT_EQ(z0.shape(), (Shape{2, 4, 4, 4}));
   // Wrong input shape: InvalidArgument before LibTorch sees it.
-  EXPECT_THAT((*enc)->Encode(Random({1, 3, 16, 16}, 1), &z0), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT((*enc)->Encode(Random({1, 3, 16, 16}, 1), &z0),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // A manifest that disagrees with what the module returns: a clear Internal error, not a crash.
   EncoderIo wrong = io;
   wrong.latent = {8, 4, 4};
@@ -128,13 +132,15 @@ def forward(self, x, t):
   ASSERT_OK(den);
   Tensor eps;
   const int ts[] = {0};
-  EXPECT_THAT((*den)->Predict(Random({1, 4, 4, 4}, 1), ts, &eps), StatusIs(absl::StatusCode::kInternal));
+  EXPECT_THAT((*den)->Predict(Random({1, 4, 4, 4}, 1), ts, &eps),
+              StatusIs(absl::StatusCode::kInternal));
 }
 
 TEST_F(RuntimeTest, CorruptOrMissingTorchScriptIsInvalidArgument) {
   const std::string path = (dir_ / "corrupt.pt").string();
   std::ofstream(path) << "this is not a zip archive";
-  EXPECT_THAT(LoadTorchScriptDenoiser(path, kLatent, {}), StatusIs(absl::StatusCode::kInvalidArgument, "corrupt.pt"));
+  EXPECT_THAT(LoadTorchScriptDenoiser(path, kLatent, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "corrupt.pt"));
   EXPECT_THAT(LoadTorchScriptDenoiser((dir_ / "missing.pt").string(), kLatent, {}),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
@@ -142,8 +148,10 @@ TEST_F(RuntimeTest, CorruptOrMissingTorchScriptIsInvalidArgument) {
 TEST(RuntimeOptionsTest, DeviceAndPrecisionAreChecked) {
   EXPECT_OK(CheckRuntimeOptions({"cpu", Precision::kFp32}));
   EXPECT_OK(CheckRuntimeOptions({"cpu", Precision::kBf16}));
-  EXPECT_THAT(CheckRuntimeOptions({"cpu", Precision::kFp16}), StatusIs(absl::StatusCode::kInvalidArgument, "fp16"));
-  EXPECT_THAT(CheckRuntimeOptions({"tpu:0", Precision::kFp32}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(CheckRuntimeOptions({"cpu", Precision::kFp16}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "fp16"));
+  EXPECT_THAT(CheckRuntimeOptions({"tpu:0", Precision::kFp32}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   if (!CudaAvailable()) {
     EXPECT_THAT(CheckRuntimeOptions({"cuda:0", Precision::kBf16}),
                 StatusIs(absl::StatusCode::kFailedPrecondition, "CUDA"));
@@ -217,16 +225,19 @@ TEST(NativeDitTest, MismatchedWeightsNameTheProblem) {
   NamedTensors w = InitDitWeights(cfg, 1);
   NamedTensors missing = w;
   missing.erase("blocks.1.mlp.fc2.weight");
-  EXPECT_THAT(CreateNativeDit(cfg, missing, {}), StatusIs(absl::StatusCode::kInvalidArgument, "blocks.1.mlp.fc2.weight"));
+  EXPECT_THAT(CreateNativeDit(cfg, missing, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "blocks.1.mlp.fc2.weight"));
   DitConfig deeper = cfg;
   deeper.depth = 1;  // block 1's weights are now unexpected
-  EXPECT_THAT(CreateNativeDit(deeper, w, {}), StatusIs(absl::StatusCode::kInvalidArgument, "unexpected"));
+  EXPECT_THAT(CreateNativeDit(deeper, w, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "unexpected"));
   DitConfig wider = cfg;
   wider.hidden_size = 64;
   EXPECT_THAT(CreateNativeDit(wider, w, {}), StatusIs(absl::StatusCode::kInvalidArgument, "shape"));
   DitConfig bad = cfg;
   bad.num_heads = 5;
-  EXPECT_THAT(CreateNativeDit(bad, w, {}), StatusIs(absl::StatusCode::kInvalidArgument, "num_heads"));
+  EXPECT_THAT(CreateNativeDit(bad, w, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "num_heads"));
 }
 
 TEST(NativeDitTest, PaperGigantParameterCount) {
@@ -253,14 +264,16 @@ TEST(NativeConvEncoderTest, OutputsConcatenatedStagesAtLatentSize) {
   ASSERT_OK((*enc)->Encode(Random({2, 3, 64, 64}, 1), &z0));
   EXPECT_EQ(z0.shape(), (Shape{2, 24, 8, 8}));
   cfg.output_stages = {1};
-  EXPECT_THAT(CreateNativeConvEncoder(cfg, w, {}), StatusIs(absl::StatusCode::kInvalidArgument, "unexpected"));
+  EXPECT_THAT(CreateNativeConvEncoder(cfg, w, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "unexpected"));
 }
 
 TEST(UpsampleCrossCheckTest, CoreBilinearEqualsLibTorch) {
   Tensor m = Random({1, 1, 16, 16}, 9);
   std::vector<float> ours(256 * 256);
   UpsampleBilinear(m.data(), 16, 16, ours.data(), 256, 256);
-  torch::Tensor ref = torch::upsample_bilinear2d(torch::from_blob(m.data(), {1, 1, 16, 16}), {256, 256}, false);
+  torch::Tensor ref =
+      torch::upsample_bilinear2d(torch::from_blob(m.data(), {1, 1, 16, 16}), {256, 256}, false);
   const float* r = ref.data_ptr<float>();
   for (int i = 0; i < 256 * 256; ++i) ASSERT_NEAR(ours[i], r[i], 1e-5) << i;
 }

@@ -3,9 +3,10 @@
 #include <cmath>
 #include <vector>
 
-#include "core/scoring/calibration.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "core/scoring/calibration.h"
 #include "tests/testing/status_matchers.h"
 
 namespace invad::core {
@@ -130,7 +131,8 @@ TEST(CalibrationTest, RejectsDegenerateInput) {
   EXPECT_THAT(Calibrate(one, {1.0}), StatusIs(absl::StatusCode::kInvalidArgument, "at least 2"));
   std::vector<LatentScore> two(2);
   EXPECT_THAT(Calibrate(two, {}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(Calibrate(two, {1.0}, {.target_fpr = 0.0}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Calibrate(two, {1.0}, {.target_fpr = 0.0}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace
