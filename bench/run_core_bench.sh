@@ -31,5 +31,19 @@ run no_malloc_fix --malloc_fix=0 --benchmark_filter='BM_(Encoder|DenoiserCall)/1
 run one_thread --threads=1 --benchmark_filter='BM_(Encoder|DenoiserCall)/16/'
 run bf16 --precision=bf16 --benchmark_filter='BM_DenoiserCall/16/'
 run plan --benchmark_filter='BM_Plan'
+# P1: the reference BLAS that libtorch gets without OpenBLAS (Debian's libblas3), via the loader path.
+ref_blas=/usr/lib/x86_64-linux-gnu/blas
+if [[ -e $ref_blas/libblas.so.3 ]]; then
+  LD_LIBRARY_PATH=$ref_blas run reference_blas --benchmark_filter='BM_DenoiserCall/16/'
+fi
+# Encoder truncated after its last used block: the stand-in EfficientNet-B4 exported both ways.
+if /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
+  /usr/bin/python3 tools/interop/export_backbone.py --standin --out "$out/trunc.pt" >/dev/null
+  /usr/bin/python3 tools/interop/export_backbone.py --standin --full --out "$out/full.pt" >/dev/null
+  for i in 1 2 3; do  # alternate: this VM's speed drifts by 10-25 % between runs
+    run effnet_truncated_$i --encoder_torchscript="$out/trunc.pt" --benchmark_filter='BM_Encoder/16/'
+    run effnet_full_$i --encoder_torchscript="$out/full.pt" --benchmark_filter='BM_Encoder/16/'
+  done
+fi
 /usr/bin/python3 bench/summarize.py "$out"
 rm -rf "$out"

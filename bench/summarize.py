@@ -19,21 +19,25 @@ def medians(name):
             scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
             name = b["run_name"].replace("/real_time", "")
             out[name] = b["real_time"] * scale  # ms
-            if "full_over_model_calls" in b:
-                out[name + ":ratio"] = b["full_over_model_calls"]
+            for c in ("full_over_model_calls", "encoder_ms_in_loop", "denoiser_ms_in_loop"):
+                if c in b:
+                    out[name + ":" + c] = b[c]
     return out
 
 
 m = medians("main")
 steps = 3
-print("\n| batch | encoder ms | denoiser call ms | full K=3 scoring ms | images/s | full ÷ its model calls (same loop) | full ÷ (enc + 3·den) (separate runs) |")
-print("|---|---|---|---|---|---|---|")
+print("\n| batch | encoder ms | denoiser call ms | full K=3 scoring ms | images/s | in the full loop: encoder ms / denoiser call ms | full ÷ its own model calls (same loop) | full ÷ (enc + 3·den) (separate runs) |")
+print("|---|---|---|---|---|---|---|---|")
 for b in (1, 4, 16, 32):
     enc, den, full = m.get(f"BM_Encoder/{b}"), m.get(f"BM_DenoiserCall/{b}"), m.get(f"BM_FullScoring/{b}")
     if None in (enc, den, full):
         continue
-    ratio = m.get(f"BM_FullScoring/{b}:ratio", float("nan"))
-    print(f"| {b} | {enc:.2f} | {den:.2f} | {full:.2f} | {1000 * b / full:.1f} | {ratio:.3f} | {full / (enc + steps * den):.3f} |")
+    ratio = m.get(f"BM_FullScoring/{b}:full_over_model_calls", float("nan"))
+    e_in = m.get(f"BM_FullScoring/{b}:encoder_ms_in_loop", float("nan"))
+    d_in = m.get(f"BM_FullScoring/{b}:denoiser_ms_in_loop", float("nan"))
+    print(f"| {b} | {enc:.2f} | {den:.2f} | {full:.2f} | {1000 * b / full:.1f} | {e_in:.2f} / {d_in:.2f} | "
+          f"{ratio:.3f} | {full / (enc + steps * den):.3f} |")
 
 print("\n| change (batch 16) | before ms | after ms | speed-up |")
 print("|---|---|---|---|")
@@ -49,6 +53,16 @@ for what in ("Encoder", "DenoiserCall"):
 k = "BM_DenoiserCall/16"
 if k in bf and k in m:
     print(f"| bf16 instead of fp32, DenoiserCall | {m[k]:.2f} | {bf[k]:.2f} | {m[k] / bf[k]:.2f}× |")
+rb = medians("reference_blas")
+if k in rb and k in m:
+    print(f"| OpenMP OpenBLAS instead of the reference BLAS (P1), DenoiserCall | {rb[k]:.2f} | {m[k]:.2f} | {rb[k] / m[k]:.2f}× |")
+k = "BM_Encoder/16"
+full = sorted(medians(f"effnet_full_{i}")[k] for i in range(1, 4) if medians(f"effnet_full_{i}"))
+trunc = sorted(medians(f"effnet_truncated_{i}")[k] for i in range(1, 4) if medians(f"effnet_truncated_{i}"))
+if full and trunc:
+    f, t = full[len(full) // 2], trunc[len(trunc) // 2]
+    print(f"| EfficientNet-B4 stand-in truncated after its last used block (−38.7 % conv MACs), Encoder, "
+          f"median of {len(full)} alternating runs | {f:.2f} | {t:.2f} | {f / t:.2f}× |")
 p = medians("plan")
 if p:
     print(f"| schedule + K=3 plan built at load, not per call | {p['BM_PlanPerCall'] * 1000:.2f} µs | "

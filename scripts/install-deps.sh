@@ -6,16 +6,16 @@ set -euo pipefail
 
 PACKAGES=(
   # toolchain
-  build-essential cmake ninja-build ccache pkg-config git
-  clang clang-14 libclang-rt-14-dev clang-format clang-tidy lld
+  build-essential cmake ninja-build ccache pkg-config
+  clang clang-14 libclang-rt-14-dev clang-format clang-tidy
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtorch-dev libopencv-dev libabsl-dev prometheus-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libgoogle-glog-dev libgflags-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libgoogle-glog-dev libgflags-dev libssl-dev
   # P1: OpenMP OpenBLAS; the pthread variant must never be installed
   libopenblas0-openmp
-  # test tooling: TorchScript interop tests, image checks
-  python3 python3-torch python3-torchvision python3-numpy
+  # test tooling: TorchScript interop and PIL/torchvision parity tests
+  python3 python3-torch python3-torchvision python3-numpy python3-pil
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -44,6 +44,10 @@ std::vector<LatentScore> ScoreLatents(const Tensor& z_t, Tensor* norm_maps) {
   return out;
 }
 
+void ThresholdMap(const float* map, int64_t n, double threshold, uint8_t* mask) {
+  for (int64_t i = 0; i < n; ++i) mask[i] = static_cast<double>(map[i]) > threshold ? 1 : 0;
+}
+
 namespace {
 struct Tap {
   int64_t i0, i1;

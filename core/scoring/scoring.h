@@ -32,6 +32,9 @@ std::vector<LatentScore> ScoreLatents(const Tensor& z_t, Tensor* norm_maps);
 void UpsampleBilinear(const float* in, int64_t in_h, int64_t in_w, float* out, int64_t out_h,
                       int64_t out_w);
 
+// The predicted defect mask: mask[i] = map[i] > threshold (the calibrated pixel threshold).
+void ThresholdMap(const float* map, int64_t n, double threshold, uint8_t* mask);
+
 // ½·D·ln(2π) for D elements.
 double NllConstant(int64_t elements);
 

@@ -146,5 +146,34 @@ TEST_F(InteropTest, ConvertedPiecesServeAsABundle) {
   EXPECT_EQ(z.shape(), (core::Shape{1, 272, 16, 16}));
 }
 
+// The paper's full DiT ("gigant": depth 16, width 2048, 8 heads, 1.2 B parameters): the same
+// conversion at full size. Manual and slow (about 15 GB of memory): tools/interop/check_gigant.sh.
+TEST(InteropGigantTest, DISABLED_FullSizeCheckpointConvertsAndMatches) {
+  INVAD_REQUIRE_PYTHON("torch, numpy");
+  const fs::path dir = fs::temp_directory_path() / ("invad_gigant_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  ASSERT_EQ(testing::RunPython("tests/integration/python/interop_reference.py",
+                               dir.string() + " --gigant"),
+            0);
+  core::DitConfig cfg;
+  cfg.hidden_size = 2048;
+  cfg.depth = 16;
+  cfg.num_heads = 8;
+  {
+    auto w = bundle::ReadSafetensors((dir / "denoiser.safetensors").string());
+    ASSERT_OK(w);
+    auto dit = core::CreateNativeDit(cfg, *w, {});
+    ASSERT_OK(dit);
+    w->clear();
+    const std::vector<int64_t> t64 = ReadRaw<int64_t>(dir / "t.i64");
+    const std::vector<int> ts(t64.begin(), t64.end());
+    core::Tensor eps;
+    ASSERT_OK(
+        (*dit)->Predict(core::Tensor({3, 272, 16, 16}, ReadRaw<float>(dir / "z.f32")), ts, &eps));
+    EXPECT_LT(MaxRelError(eps.data(), ReadRaw<float>(dir / "eps.f32")), 1e-3);
+  }
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace invad

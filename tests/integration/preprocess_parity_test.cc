@@ -3,6 +3,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -67,12 +70,12 @@ TEST_F(PreprocessParityTest, ToolsAndServerPathsGiveBitIdenticalLatents) {
   auto model = bundle::LoadModel(*version);
   ASSERT_OK(model);
   // A PNG larger than the network input, so decode, resize and normalise all take part.
-  std::string pixels(97 * 71 * 3, '\0');
-  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<char>((i * 7919) % 251);
-  // A binary PPM (P6): OpenCV decodes it like any other file format.
-  const std::string ppm = "P6\n97 71\n255\n" + pixels;
-  const std::string path = (dir_ / "frame.ppm").string();
-  ASSERT_OK(bundle::WriteFile(path, ppm));
+  cv::Mat frame(71, 97, CV_8UC3);
+  for (int i = 0; i < 71 * 97 * 3; ++i) frame.data[i] = static_cast<uchar>((i * 7919) % 251);
+  std::vector<uchar> png;
+  ASSERT_TRUE(cv::imencode(".png", frame, png));
+  const std::string path = (dir_ / "frame.png").string();
+  ASSERT_OK(bundle::WriteFile(path, std::string(png.begin(), png.end())));
 
   auto from_file = preprocess::PreprocessFile(path, model->input);  // invad-train / invad-eval
   auto bytes = bundle::ReadFile(path);

@@ -66,6 +66,13 @@ TEST(UpsampleBilinearTest, ConstantStaysConstantAndIdentityIsExact) {
   EXPECT_EQ(ramp, same);
 }
 
+TEST(ThresholdMapTest, StrictlyAboveThresholdIsDefect) {
+  const std::vector<float> map = {0.5f, 2.0f, 2.5f, 9.0f};
+  std::vector<uint8_t> mask(4);
+  ThresholdMap(map.data(), 4, 2.0, mask.data());
+  EXPECT_EQ(mask, (std::vector<uint8_t>{0, 0, 1, 1}));
+}
+
 TEST(QuantileTest, LinearInterpolationLikeNumpy) {
   // numpy.quantile([1, 2, 3, 4], q): 0.5 → 2.5, 0.9 → 3.7, 0 → 1, 1 → 4.
   EXPECT_DOUBLE_EQ(Quantile({4, 1, 3, 2}, 0.5), 2.5);
