@@ -1,6 +1,7 @@
 #include "preprocess/preprocess.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -194,8 +195,27 @@ absl::Status CheckSize(int64_t w, int64_t h, const DecodeLimits& limits) {
 
 }  // namespace
 
+const char* DetectImageFormat(std::string_view b) {
+  auto starts = [&](std::string_view magic) { return b.substr(0, magic.size()) == magic; };
+  if (starts("\x89PNG\r\n\x1a\n")) return "png";
+  if (starts("\xff\xd8\xff")) return "jpeg";
+  if (starts("BM")) return "bmp";
+  if (starts(std::string_view("II*\0", 4)) || starts(std::string_view("MM\0*", 4))) return "tiff";
+  if (b.size() >= 3 && b[0] == 'P' && (b[1] == '5' || b[1] == '6') &&
+      std::isspace(static_cast<unsigned char>(b[2]))) {
+    return "pnm";
+  }
+  return nullptr;
+}
+
 absl::StatusOr<Image> DecodeImage(std::string_view encoded, const DecodeLimits& limits) {
   if (encoded.empty()) return absl::InvalidArgumentError("image is empty");
+  // Only these formats reach OpenCV: its other decoders are not hardened (its DICOM reader aborts
+  // the process on malformed input; others decode through temporary files).
+  if (DetectImageFormat(encoded) == nullptr) {
+    return absl::InvalidArgumentError(
+        "unsupported image format: expected PNG, JPEG, BMP, TIFF or binary PNM (P5/P6)");
+  }
   if (static_cast<int64_t>(encoded.size()) > limits.max_encoded_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "encoded image is ", encoded.size(), " bytes; the limit is ", limits.max_encoded_bytes));

@@ -58,8 +58,11 @@ struct Image {
   std::vector<uint8_t> data;  // width·height·channels·(bits/8) bytes (uint16 native-endian)
 };
 
-// PNG, JPEG, BMP, TIFF (whatever this OpenCV decodes). InvalidArgument for empty, truncated,
-// unknown or oversized data, never a crash.
+// "png", "jpeg", "bmp", "tiff" or "pnm" (binary P5/P6) by magic bytes; nullptr for anything else.
+const char* DetectImageFormat(std::string_view encoded);
+
+// PNG, JPEG, BMP, TIFF or binary PNM; other formats are refused before OpenCV sees them.
+// InvalidArgument for empty, truncated, unsupported or oversized data, never a crash.
 absl::StatusOr<Image> DecodeImage(std::string_view encoded, const DecodeLimits& limits = {});
 absl::StatusOr<Image> ReadImageFile(const std::string& path, const DecodeLimits& limits = {});
 

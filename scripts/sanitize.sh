@@ -23,8 +23,9 @@ for f in build/asan/tests/fuzz/*_fuzzer; do
   work=build/asan/fuzz-corpus/$name
   mkdir -p "$work"
   echo "fuzzing $name"
-  OPENCV_LOG_LEVEL=SILENT LSAN_OPTIONS=suppressions=$PWD/tests/sanitizers/lsan.supp "$f" "$work" "tests/fuzz/corpus/$name" \
-    -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -n 12
+  regress=tests/fuzz/regressions/$name; [[ -d $regress ]] || regress=
+  OPENCV_LOG_LEVEL=SILENT LSAN_OPTIONS=suppressions=$PWD/tests/sanitizers/lsan.supp "$f" "$work" "tests/fuzz/corpus/$name" $regress \
+    -artifact_prefix="build/asan/fuzz-artifacts-$name-" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -n 12
 done
 
 stage "tsan: configure + build (core only, -Werror=thread-safety)"

@@ -1,6 +1,8 @@
 #include "preprocess/preprocess.h"
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include <opencv2/core.hpp>
@@ -135,6 +137,41 @@ TEST(PreprocessTest, BadInputsAreInvalidArgument) {
   Image img = *DecodeImage(png);
   std::vector<float> out(3 * 16 * 16);
   EXPECT_THAT(Preprocess(img, bad, out.data()), StatusIs(kInvalid, "std"));
+}
+
+TEST(PreprocessTest, OnlySupportedFormatsReachTheDecoder) {
+  EXPECT_STREQ(DetectImageFormat(Encode(RandomBgr(8, 8, 1), ".png")), "png");
+  EXPECT_STREQ(DetectImageFormat(Encode(RandomBgr(8, 8, 1), ".jpg")), "jpeg");
+  EXPECT_STREQ(DetectImageFormat(Encode(RandomBgr(8, 8, 1), ".bmp")), "bmp");
+  EXPECT_STREQ(DetectImageFormat(Encode(RandomBgr(8, 8, 1), ".tiff")), "tiff");
+  EXPECT_STREQ(DetectImageFormat(Encode(RandomBgr(8, 8, 1), ".ppm")), "pnm");
+  for (const char* ext : {".png", ".jpg", ".bmp", ".tiff", ".ppm"}) {
+    EXPECT_OK(DecodeImage(Encode(RandomBgr(8, 8, 1), ext))) << ext;
+  }
+  std::string dicom(132, '\0');
+  dicom.replace(128, 4, "DICM");
+  EXPECT_THAT(DecodeImage(dicom), StatusIs(kInvalid, "unsupported image format"));
+  EXPECT_THAT(DecodeImage("GIF89a......"), StatusIs(kInvalid, "unsupported image format"));
+}
+
+// Every input a fuzzer crashed on stays here (tests/fuzz/regressions/image/) and must be refused
+// cleanly.
+TEST(PreprocessTest, FuzzerRegressionsAreRefusedWithoutCrashing) {
+  const char* src = std::getenv("INVAD_SOURCE_DIR");
+  const std::filesystem::path dir =
+      std::filesystem::path(src ? src : ".") / "tests/fuzz/regressions/image";
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto img = DecodeImage(bytes);
+    if (img.ok()) {
+      std::vector<float> out(3 * 16 * 16);
+      (void)Preprocess(*img, Spec(), out.data());
+    }
+    ++n;
+  }
+  EXPECT_GE(n, 1);
 }
 
 }  // namespace
