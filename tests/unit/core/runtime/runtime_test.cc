@@ -123,6 +123,32 @@ def forward(self, x):
   EXPECT_THAT((*enc2)->Encode(images, &z0), StatusIs(absl::StatusCode::kInternal, "declares"));
 }
 
+// bf16 for TorchScript modules runs under LibTorch's CPU autocast: the matrix product in bf16, the
+// result close to fp32 but not equal.
+TEST_F(RuntimeTest, TorchScriptBf16RunsUnderAutocast) {
+  const std::string path = Save("mm", R"(
+def forward(self, x, t):
+    w = torch.ones(4, 4) * 0.37 + torch.eye(4) * 0.011
+    y = torch.matmul(x.permute(0, 2, 3, 1), w).permute(0, 3, 1, 2)
+    return y.float()
+)");
+  auto f32 = LoadTorchScriptDenoiser(path, kLatent, {"cpu", Precision::kFp32});
+  auto b16 = LoadTorchScriptDenoiser(path, kLatent, {"cpu", Precision::kBf16});
+  ASSERT_OK(f32);
+  ASSERT_OK(b16);
+  Tensor z = Random({2, 4, 4, 4}, 8), e32, e16;
+  const int ts[] = {0, 1};
+  ASSERT_OK((*f32)->Predict(z, ts, &e32));
+  ASSERT_OK((*b16)->Predict(z, ts, &e16));
+  const double err = MaxRelError(e16, e32);
+  EXPECT_GT(err, 1e-5);  // really computed in bf16
+  EXPECT_LT(err, 2e-2);
+  // Autocast is scoped to the call: fp32 afterwards is exact again.
+  Tensor again;
+  ASSERT_OK((*f32)->Predict(z, ts, &again));
+  EXPECT_EQ(0, std::memcmp(again.data(), e32.data(), e32.numel() * sizeof(float)));
+}
+
 TEST_F(RuntimeTest, ForwardFailureBecomesInternalStatus) {
   const std::string path = Save("bad", R"(
 def forward(self, x, t):
