@@ -14,8 +14,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libgoogle-glog-dev libgflags-dev libssl-dev
   # P1: OpenMP OpenBLAS; the pthread variant must never be installed
   libopenblas0-openmp
-  # test tooling: TorchScript interop and PIL/torchvision parity tests
-  python3 python3-torch python3-torchvision python3-numpy python3-pil
+  # test tooling: TorchScript interop, PIL/torchvision parity, metric cross-checks (sklearn)
+  python3 python3-torch python3-torchvision python3-numpy python3-pil python3-sklearn
 )
 
 if [[ $(id -u) -ne 0 ]]; then
