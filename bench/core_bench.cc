@@ -42,6 +42,18 @@ struct Flags {
 struct CallClock {
   int64_t ns = 0;
   int64_t calls = 0;
+
+  // Runs `call`, adding its wall time to this clock.
+  template <typename Call>
+  absl::Status Time(Call&& call) {
+    const auto t0 = std::chrono::steady_clock::now();
+    absl::Status s = call();
+    ns +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    ++calls;
+    return s;
+  }
 };
 
 class TimedEncoder : public core::Encoder {
@@ -49,13 +61,7 @@ class TimedEncoder : public core::Encoder {
   TimedEncoder(std::unique_ptr<core::Encoder> inner, CallClock* clock)
       : inner_(std::move(inner)), clock_(clock) {}
   absl::Status Encode(const core::Tensor& images, core::Tensor* z0) override {
-    const auto t0 = std::chrono::steady_clock::now();
-    absl::Status s = inner_->Encode(images, z0);
-    clock_->ns +=
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
-            .count();
-    ++clock_->calls;
-    return s;
+    return clock_->Time([&] { return inner_->Encode(images, z0); });
   }
   core::LatentShape latent_shape() const override { return inner_->latent_shape(); }
   std::string Describe() const override { return inner_->Describe(); }
@@ -70,13 +76,7 @@ class TimedDenoiser : public core::Denoiser {
   TimedDenoiser(std::unique_ptr<core::Denoiser> inner, CallClock* clock)
       : inner_(std::move(inner)), clock_(clock) {}
   absl::Status Predict(const core::Tensor& z, absl::Span<const int> t, core::Tensor* eps) override {
-    const auto t0 = std::chrono::steady_clock::now();
-    absl::Status s = inner_->Predict(z, t, eps);
-    clock_->ns +=
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
-            .count();
-    ++clock_->calls;
-    return s;
+    return clock_->Time([&] { return inner_->Predict(z, t, eps); });
   }
   core::LatentShape latent_shape() const override { return inner_->latent_shape(); }
   std::string Describe() const override { return inner_->Describe(); }

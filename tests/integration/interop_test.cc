@@ -14,6 +14,7 @@
 #include "bundle/files.h"
 #include "bundle/safetensors.h"
 #include "core/runtime/native.h"
+#include "tests/testing/files.h"
 #include "tests/testing/python.h"
 #include "tests/testing/status_matchers.h"
 
@@ -22,14 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-template <typename T>
-std::vector<T> ReadRaw(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<T> out(bytes.size() / sizeof(T));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
-  return out;
-}
+using ::invad::testing::ReadRaw;
 
 double MaxRelError(const float* got, const std::vector<float>& want) {
   double num = 0, den = 0;

@@ -12,6 +12,7 @@
 #include "bundle/bundle.h"
 #include "bundle/files.h"
 #include "preprocess/preprocess.h"
+#include "tests/testing/files.h"
 #include "tests/testing/python.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/tiny_bundle.h"
@@ -31,11 +32,6 @@ class PreprocessParityTest : public ::testing::Test {
   fs::path dir_;
 };
 
-std::vector<char> ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::vector<char>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 TEST_F(PreprocessParityTest, BitIdenticalToPilAndTorchvision) {
   INVAD_REQUIRE_PYTHON("numpy, PIL, torchvision");
   ASSERT_EQ(testing::RunPython("tests/integration/python/torchvision_reference.py", dir_.string()),
@@ -45,7 +41,8 @@ TEST_F(PreprocessParityTest, BitIdenticalToPilAndTorchvision) {
     SCOPED_TRACE(name);
     auto ours = preprocess::PreprocessFile((dir_ / (std::string(name) + ".png")).string(), spec);
     ASSERT_OK(ours);
-    const std::vector<char> ref = ReadAll(dir_ / (std::string(name) + ".f32"));
+    const std::vector<char> ref =
+        ::invad::testing::ReadRaw<char>(dir_ / (std::string(name) + ".f32"));
     ASSERT_EQ(ref.size(), static_cast<size_t>(ours->numel()) * sizeof(float));
     const float* r = reinterpret_cast<const float*>(ref.data());
     int64_t differing = 0;
@@ -59,7 +56,7 @@ TEST_F(PreprocessParityTest, BitIdenticalToPilAndTorchvision) {
   for (size_t i = 0; i + 2 < rgb.size(); i += 3) std::swap(rgb[i], rgb[i + 2]);
   const std::vector<uint8_t> ours =
       preprocess::ResizeAntialias8(rgb.data(), img->width, img->height, 3, 256, 256);
-  const std::vector<char> pil = ReadAll(dir_ / "down_rgb.resized.u8");
+  const std::vector<char> pil = ::invad::testing::ReadRaw<char>(dir_ / "down_rgb.resized.u8");
   ASSERT_EQ(pil.size(), ours.size());
   EXPECT_EQ(0, std::memcmp(pil.data(), ours.data(), ours.size()));
 }

@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 
+#include "tests/testing/files.h"
 #include "tests/testing/python.h"
 #include "tools/eval/metrics.h"
 
@@ -13,14 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-template <typename T>
-std::vector<T> ReadRaw(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::vector<char> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<T> v(b.size() / sizeof(T));
-  std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
-  return v;
-}
+using ::invad::testing::ReadRaw;
 
 TEST(MetricsSklearnTest, AurocApAndF1maxMatchSklearn) {
   INVAD_REQUIRE_PYTHON("numpy, sklearn");
