@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
+#include "core/runtime/internal/dit.h"
 #include "core/runtime/internal/torch_util.h"
 #include "core/runtime/native.h"
 
@@ -144,173 +145,172 @@ std::optional<torch::ScalarType> LowPrecision(Precision p) {
   return std::nullopt;
 }
 
-// A linear layer whose low-precision copy is made once, at load.
-struct Linear {
-  torch::Tensor w, b, w_lp, b_lp;
-  void Bind(WeightBinder& wb, const std::string& name, int64_t out, int64_t in) {
-    w = wb.Take(name + ".weight", {out, in});
-    b = wb.Take(name + ".bias", {out});
-  }
-  void Prepare(std::optional<torch::ScalarType> lp) {
-    if (lp && w.defined()) {
-      w_lp = w.to(*lp);
-      b_lp = b.to(*lp);
-    }
-  }
-  torch::Tensor operator()(const torch::Tensor& x) const {
-    if (w_lp.defined())
-      return torch::linear(x.to(w_lp.scalar_type()), w_lp, b_lp).to(torch::kFloat32);
-    return torch::linear(x, w, b);
-  }
-};
-
 torch::Tensor Modulate(const torch::Tensor& x, const torch::Tensor& shift,
                        const torch::Tensor& scale) {
   return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
 }
 
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
 // DiT (method.md §3.2)
 
+namespace internal {
+
+void DitLinear::Prepare(std::optional<torch::ScalarType> lp) {
+  if (lp && w.defined()) {
+    w_lp = w.detach().to(*lp);
+    b_lp = b.detach().to(*lp);
+  }
+}
+
+torch::Tensor DitLinear::operator()(const torch::Tensor& x) const {
+  if (w_lp.defined())
+    return torch::linear(x.to(w_lp.scalar_type()), w_lp, b_lp).to(torch::kFloat32);
+  return torch::linear(x, w, b);
+}
+
+std::vector<DitParameter> DitModel::Parameters() {
+  const int64_t h = cfg.hidden_size, c = cfg.latent.channels, p = cfg.patch_size;
+  const int64_t tokens = (cfg.latent.height / p) * (cfg.latent.width / p), m = cfg.mlp_hidden();
+  std::vector<DitParameter> out = {
+      {"x_embedder.proj.weight", &patch_w, {h, c, p, p}},
+      {"x_embedder.proj.bias", &patch_b, {h}},
+      {"pos_embed", &pos_embed, {1, tokens, h}},
+  };
+  auto linear = [&](const std::string& name, DitLinear& l, int64_t o, int64_t i) {
+    out.push_back({name + ".weight", &l.w, {o, i}});
+    out.push_back({name + ".bias", &l.b, {o}});
+  };
+  linear("t_embedder.mlp.0", t_mlp0, h, cfg.frequency_embedding_size);
+  linear("t_embedder.mlp.2", t_mlp2, h, h);
+  blocks.resize(cfg.depth);
+  for (int i = 0; i < cfg.depth; ++i) {
+    const std::string pre = absl::StrCat("blocks.", i, ".");
+    linear(pre + "attn.qkv", blocks[i].qkv, 3 * h, h);
+    linear(pre + "attn.proj", blocks[i].proj, h, h);
+    linear(pre + "mlp.fc1", blocks[i].fc1, m, h);
+    linear(pre + "mlp.fc2", blocks[i].fc2, h, m);
+    linear(pre + "adaLN_modulation.1", blocks[i].ada, 6 * h, h);
+  }
+  linear("final_layer.adaLN_modulation.1", final_ada, 2 * h, h);
+  linear("final_layer.linear", final_linear, p * p * c, h);
+  return out;
+}
+
+void DitModel::Prepare() {
+  for (DitLinear* l : {&t_mlp0, &t_mlp2, &final_ada, &final_linear}) l->Prepare(lp);
+  for (DitBlock& b : blocks) {
+    for (DitLinear* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2, &b.ada}) l->Prepare(lp);
+  }
+  if (lp) {
+    patch_w_lp = patch_w.detach().to(*lp);
+    patch_b_lp = patch_b.detach().to(*lp);
+  }
+  const int64_t half = cfg.frequency_embedding_size / 2;
+  freqs = torch::exp(-std::log(10000.0) *
+                     torch::arange(0, half, torch::TensorOptions().dtype(torch::kFloat32)) / half)
+              .to(patch_w.device());
+}
+
+torch::Tensor DitModel::Forward(const torch::Tensor& x_in, const torch::Tensor& t) const {
+  const int64_t bsz = x_in.size(0), h = cfg.hidden_size, p = cfg.patch_size,
+                c = cfg.latent.channels;
+  const int64_t gh = cfg.latent.height / p, gw = cfg.latent.width / p, n = gh * gw;
+  const int64_t heads = cfg.num_heads, hd = h / heads;
+
+  // Patch embedding (conv p×p, stride p) → tokens n = gw·row + col; then the trainable position
+  // embedding.
+  torch::Tensor x = lp ? torch::conv2d(x_in.to(*lp), patch_w_lp, patch_b_lp, p).to(torch::kFloat32)
+                       : torch::conv2d(x_in, patch_w, patch_b, p);
+  x = x.flatten(2).transpose(1, 2) + pos_embed;  // [B, N, h]
+
+  // Timestep embedding: [cos, sin] (cos first) → Linear → SiLU → Linear.
+  torch::Tensor args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);
+  torch::Tensor temb = torch::cat({torch::cos(args), torch::sin(args)}, -1);
+  torch::Tensor cond =
+      torch::silu(t_mlp2(torch::silu(t_mlp0(temb))));  // SiLU(c), shared by every adaLN
+
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  for (const DitBlock& blk : blocks) {
+    std::vector<torch::Tensor> mod =
+        blk.ada(cond).chunk(6, 1);  // shift/scale/gate msa, shift/scale/gate mlp
+    torch::Tensor y = Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), mod[0], mod[1]);
+    torch::Tensor qkv = blk.qkv(y).view({bsz, n, 3, heads, hd}).permute({2, 0, 3, 1, 4});
+    torch::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
+    if (lp) {
+      q = q.to(*lp);
+      k = k.to(*lp);
+      v = v.to(*lp);
+    }
+    torch::Tensor attn =
+        torch::softmax(torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat32) * scale, -1);
+    if (lp) attn = attn.to(*lp);
+    torch::Tensor o =
+        torch::matmul(attn, v).to(torch::kFloat32).transpose(1, 2).reshape({bsz, n, h});
+    x = x + mod[2].unsqueeze(1) * blk.proj(o);
+    y = Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), mod[3], mod[4]);
+    x = x + mod[5].unsqueeze(1) * blk.fc2(torch::gelu(blk.fc1(y), "tanh"));
+  }
+  std::vector<torch::Tensor> fmod = final_ada(cond).chunk(2, 1);  // shift, scale
+  x = final_linear(
+      Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), fmod[0], fmod[1]));  // [B, N, p·p·C]
+  // Unpatchify: (B, gh, gw, p, p, C) → (B, C, gh·p, gw·p).
+  return x.reshape({bsz, gh, gw, p, p, c})
+      .permute({0, 5, 1, 3, 2, 4})
+      .reshape({bsz, c, gh * p, gw * p});
+}
+
+absl::StatusOr<DitModel> BindDit(const DitConfig& cfg, const NamedTensors& weights,
+                                 const torch::Device& device, Precision precision) {
+  if (absl::Status s = cfg.Validate(); !s.ok()) return s;
+  DitModel m;
+  m.cfg = cfg;
+  m.lp = LowPrecision(precision);
+  absl::Status bound;
+  absl::Status s = Guarded("binding DiT weights", [&] {
+    WeightBinder wb(weights, device, "DiT");
+    for (DitParameter& p : m.Parameters()) *p.tensor = wb.Take(p.name, p.shape);
+    bound = wb.Finish();
+    if (bound.ok()) m.Prepare();  // everything input-independent is prepared once, here
+  });
+  if (!s.ok()) return s;
+  if (!bound.ok()) return bound;
+  return m;
+}
+
+}  // namespace internal
+
+namespace {
+
 class NativeDit final : public Denoiser {
  public:
-  static absl::StatusOr<std::unique_ptr<NativeDit>> Create(const DitConfig& cfg,
-                                                           const NamedTensors& weights,
-                                                           const RuntimeOptions& options) {
-    if (absl::Status s = cfg.Validate(); !s.ok()) return s;
-    if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
-    auto device = internal::ParseDevice(options.device);
-    std::unique_ptr<NativeDit> m(new NativeDit(cfg, *device, options.precision));
-    absl::Status s = Guarded("binding DiT weights", [&] { m->Bind(weights); });
-    if (!s.ok()) return s;
-    if (!m->bind_status_.ok()) return m->bind_status_;
-    return m;
-  }
+  NativeDit(internal::DitModel model, torch::Device device, Precision p)
+      : model_(std::move(model)), device_(device), precision_(p) {}
 
   absl::Status Predict(const Tensor& z, absl::Span<const int> timesteps, Tensor* eps) override {
-    if (absl::Status s = ValidateDenoiserInput(z, timesteps, cfg_.latent); !s.ok()) return s;
+    if (absl::Status s = ValidateDenoiserInput(z, timesteps, model_.cfg.latent); !s.ok()) return s;
     return Guarded("native DiT forward", [&] {
       c10::InferenceMode guard;
       std::vector<int64_t> tv(timesteps.begin(), timesteps.end());
       torch::Tensor t = torch::tensor(tv, torch::kInt64).to(device_);
-      torch::Tensor y = Forward(internal::View(z).to(device_), t);
-      internal::CopyOut(y, eps);
+      internal::CopyOut(model_.Forward(internal::View(z).to(device_), t), eps);
     });
   }
 
-  LatentShape latent_shape() const override { return cfg_.latent; }
+  LatentShape latent_shape() const override { return model_.cfg.latent; }
   std::string Describe() const override {
-    return absl::StrCat("native-dit(depth=", cfg_.depth, ", hidden=", cfg_.hidden_size,
-                        ", heads=", cfg_.num_heads, ", patch=", cfg_.patch_size,
-                        ", params=", cfg_.NumParameters(), ", ", PrecisionName(precision_), ", ",
+    const DitConfig& c = model_.cfg;
+    return absl::StrCat("native-dit(depth=", c.depth, ", hidden=", c.hidden_size,
+                        ", heads=", c.num_heads, ", patch=", c.patch_size,
+                        ", params=", c.NumParameters(), ", ", PrecisionName(precision_), ", ",
                         device_.str(), ")");
   }
 
  private:
-  struct Block {
-    Linear qkv, proj, fc1, fc2, ada;
-  };
-
-  NativeDit(const DitConfig& cfg, torch::Device device, Precision p)
-      : cfg_(cfg), device_(device), precision_(p) {}
-
-  void Bind(const NamedTensors& weights) {
-    WeightBinder wb(weights, device_, "DiT");
-    const int64_t h = cfg_.hidden_size, c = cfg_.latent.channels, p = cfg_.patch_size;
-    const int64_t gh = cfg_.latent.height / p, gw = cfg_.latent.width / p;
-    patch_w_ = wb.Take("x_embedder.proj.weight", {h, c, p, p});
-    patch_b_ = wb.Take("x_embedder.proj.bias", {h});
-    pos_embed_ = wb.Take("pos_embed", {1, gh * gw, h});
-    t_mlp0_.Bind(wb, "t_embedder.mlp.0", h, cfg_.frequency_embedding_size);
-    t_mlp2_.Bind(wb, "t_embedder.mlp.2", h, h);
-    blocks_.resize(cfg_.depth);
-    for (int i = 0; i < cfg_.depth; ++i) {
-      const std::string pre = absl::StrCat("blocks.", i, ".");
-      blocks_[i].qkv.Bind(wb, pre + "attn.qkv", 3 * h, h);
-      blocks_[i].proj.Bind(wb, pre + "attn.proj", h, h);
-      blocks_[i].fc1.Bind(wb, pre + "mlp.fc1", cfg_.mlp_hidden(), h);
-      blocks_[i].fc2.Bind(wb, pre + "mlp.fc2", h, cfg_.mlp_hidden());
-      blocks_[i].ada.Bind(wb, pre + "adaLN_modulation.1", 6 * h, h);
-    }
-    final_ada_.Bind(wb, "final_layer.adaLN_modulation.1", 2 * h, h);
-    final_linear_.Bind(wb, "final_layer.linear", p * p * c, h);
-    bind_status_ = wb.Finish();
-    if (!bind_status_.ok()) return;
-
-    // Everything that does not depend on the input is prepared here, once.
-    const auto lp = LowPrecision(precision_);
-    for (Linear* l : {&t_mlp0_, &t_mlp2_, &final_ada_, &final_linear_}) l->Prepare(lp);
-    for (Block& b : blocks_) {
-      for (Linear* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2, &b.ada}) l->Prepare(lp);
-    }
-    if (lp) {
-      patch_w_lp_ = patch_w_.to(*lp);
-      patch_b_lp_ = patch_b_.to(*lp);
-    }
-    const int64_t half = cfg_.frequency_embedding_size / 2;
-    freqs_ =
-        torch::exp(-std::log(10000.0) *
-                   torch::arange(0, half, torch::TensorOptions().dtype(torch::kFloat32)) / half)
-            .to(device_);
-  }
-
-  torch::Tensor Forward(const torch::Tensor& x_in, const torch::Tensor& t) const {
-    const int64_t bsz = x_in.size(0), h = cfg_.hidden_size, p = cfg_.patch_size,
-                  c = cfg_.latent.channels;
-    const int64_t gh = cfg_.latent.height / p, gw = cfg_.latent.width / p, n = gh * gw;
-    const int64_t heads = cfg_.num_heads, hd = h / heads;
-    const auto lp = LowPrecision(precision_);
-
-    // Patch embedding (conv p×p, stride p) → tokens n = gw·row + col; then the trainable position
-    // embedding.
-    torch::Tensor x =
-        lp ? torch::conv2d(x_in.to(*lp), patch_w_lp_, patch_b_lp_, p).to(torch::kFloat32)
-           : torch::conv2d(x_in, patch_w_, patch_b_, p);
-    x = x.flatten(2).transpose(1, 2) + pos_embed_;  // [B, N, h]
-
-    // Timestep embedding: [cos, sin] (cos first) → Linear → SiLU → Linear.
-    torch::Tensor args = t.to(torch::kFloat32).unsqueeze(1) * freqs_.unsqueeze(0);
-    torch::Tensor temb = torch::cat({torch::cos(args), torch::sin(args)}, -1);
-    torch::Tensor cond =
-        torch::silu(t_mlp2_(torch::silu(t_mlp0_(temb))));  // SiLU(c), shared by every adaLN
-
-    const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-    for (const Block& blk : blocks_) {
-      std::vector<torch::Tensor> mod =
-          blk.ada(cond).chunk(6, 1);  // shift/scale/gate msa, shift/scale/gate mlp
-      torch::Tensor y = Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), mod[0], mod[1]);
-      torch::Tensor qkv = blk.qkv(y).view({bsz, n, 3, heads, hd}).permute({2, 0, 3, 1, 4});
-      torch::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
-      if (lp) {
-        q = q.to(*lp);
-        k = k.to(*lp);
-        v = v.to(*lp);
-      }
-      torch::Tensor attn =
-          torch::softmax(torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat32) * scale, -1);
-      if (lp) attn = attn.to(*lp);
-      torch::Tensor o =
-          torch::matmul(attn, v).to(torch::kFloat32).transpose(1, 2).reshape({bsz, n, h});
-      x = x + mod[2].unsqueeze(1) * blk.proj(o);
-      y = Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), mod[3], mod[4]);
-      x = x + mod[5].unsqueeze(1) * blk.fc2(torch::gelu(blk.fc1(y), "tanh"));
-    }
-    std::vector<torch::Tensor> fmod = final_ada_(cond).chunk(2, 1);  // shift, scale
-    x = final_linear_(
-        Modulate(torch::layer_norm(x, {h}, {}, {}, 1e-6), fmod[0], fmod[1]));  // [B, N, p·p·C]
-    // Unpatchify: (B, gh, gw, p, p, C) → (B, C, gh·p, gw·p).
-    return x.reshape({bsz, gh, gw, p, p, c})
-        .permute({0, 5, 1, 3, 2, 4})
-        .reshape({bsz, c, gh * p, gw * p});
-  }
-
-  DitConfig cfg_;
+  internal::DitModel model_;
   torch::Device device_;
   Precision precision_;
-  absl::Status bind_status_;
-  torch::Tensor patch_w_, patch_b_, patch_w_lp_, patch_b_lp_, pos_embed_, freqs_;
-  Linear t_mlp0_, t_mlp2_, final_ada_, final_linear_;
-  std::vector<Block> blocks_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -421,9 +421,13 @@ torch::Tensor SinCos2d(int64_t dim, int64_t gh, int64_t gw) {
 absl::StatusOr<std::unique_ptr<Denoiser>> CreateNativeDit(const DitConfig& config,
                                                           const NamedTensors& weights,
                                                           const RuntimeOptions& options) {
-  auto m = NativeDit::Create(config, weights, options);
-  if (!m.ok()) return m.status();
-  return std::unique_ptr<Denoiser>(std::move(*m));
+  if (absl::Status s = config.Validate(); !s.ok()) return s;
+  if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
+  auto device = internal::ParseDevice(options.device);
+  auto model = internal::BindDit(config, weights, *device, options.precision);
+  if (!model.ok()) return model.status();
+  return std::unique_ptr<Denoiser>(
+      std::make_unique<NativeDit>(std::move(*model), *device, options.precision));
 }
 
 NamedTensors InitDitWeights(const DitConfig& cfg, uint64_t seed, bool zero_init_output) {
