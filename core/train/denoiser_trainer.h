@@ -5,7 +5,7 @@
 // AdamW (β 0.9/0.999, ε 1e-8), learning rate warmed up linearly from min_lr to peak_lr and then
 // cosine-decayed back to min_lr, per step; global gradient-norm clipping; an EMA of the weights.
 //
-// Deviation from the paper (documented in docs/training.md when invad-train lands): the EMA decay
+// Deviation from the paper (docs/training.md): the EMA decay
 // warms up as min(max_decay, (1 + n)/(10 + n)) after n updates instead of a constant 0.999 from
 // step 0, so short CPU runs do not ship weights still dominated by the initialisation.
 //
