@@ -146,9 +146,7 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
     }
     if (in.width() != in.height()) return Invalid("encoder.conv", "needs a square input");
   }
-  if (c.precision() == v1::FP16) {
-    // Allowed in the manifest; the runtime refuses it on CPU with InvalidArgument at load.
-  }
+  // precision FP16 is valid here; the runtime refuses it on CPU (INVALID_ARGUMENT) at load.
   // Files.
   std::set<std::string> listed;
   for (int i = 0; i < c.files_size(); ++i) {

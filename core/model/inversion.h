@@ -7,6 +7,9 @@
 //
 // `InvertStep` is the per-sample step the batcher uses to mix samples at different steps and with
 // different K in one denoiser call; `Invert` is the whole-request loop over it.
+//
+// Thread-compatible, not thread-safe: it keeps scratch buffers between calls, so one execution
+// thread owns a Pipeline (the batcher creates one per model instance).
 #pragma once
 
 #include <map>
