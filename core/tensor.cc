@@ -40,6 +40,13 @@ void Tensor::Resize(Shape shape) {
   data_.resize(NumElements(shape_));
 }
 
+Tensor Tensor::Slice(int64_t start, int64_t count) const {
+  Shape shape = shape_;
+  shape[0] = count;
+  return Tensor(std::move(shape),
+                std::vector<float>(sample(start), sample(start) + count * sample_numel()));
+}
+
 const char* DTypeName(DType dtype) {
   switch (dtype) {
     case DType::kFloat32:

@@ -53,6 +53,9 @@ class Tensor {
   // Changes the shape, keeping capacity; the contents are unspecified when the size grows.
   void Resize(Shape shape);
 
+  // A copy of samples [start, start + count) of the batch (the first dimension).
+  Tensor Slice(int64_t start, int64_t count) const;
+
  private:
   Shape shape_;
   std::vector<float> data_;

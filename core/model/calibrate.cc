@@ -26,12 +26,8 @@ absl::StatusOr<std::vector<StepsCalibration>> CalibratePipeline(Pipeline& pipeli
   Tensor z0_all;
   for (int64_t start = 0; start < n; start += batch_size) {
     const int64_t b = std::min<int64_t>(batch_size, n - start);
-    Shape shape = images.shape();
-    shape[0] = b;
-    Tensor batch(shape, std::vector<float>(images.sample(start),
-                                           images.sample(start) + b * images.sample_numel()));
     Tensor z0;
-    INVAD_RETURN_IF_ERROR(pipeline.Encode(batch, &z0));
+    INVAD_RETURN_IF_ERROR(pipeline.Encode(images.Slice(start, b), &z0));
     if (z0_all.empty()) {
       Shape all = z0.shape();
       all[0] = n;
@@ -48,10 +44,7 @@ absl::StatusOr<std::vector<StepsCalibration>> CalibratePipeline(Pipeline& pipeli
     pixels.reserve(static_cast<size_t>(n) * h * w);
     for (int64_t start = 0; start < n; start += batch_size) {
       const int64_t b = std::min<int64_t>(batch_size, n - start);
-      Shape shape = z0_all.shape();
-      shape[0] = b;
-      Tensor z(shape, std::vector<float>(z0_all.sample(start),
-                                         z0_all.sample(start) + b * z0_all.sample_numel()));
+      Tensor z = z0_all.Slice(start, b);
       INVAD_RETURN_IF_ERROR(pipeline.Invert(k, z));
       Tensor maps;
       for (const LatentScore& s : ScoreLatents(z, &maps)) scores.push_back(s);

@@ -124,8 +124,7 @@ TEST(InversionTest, MixedPerSampleStepsEqualSamplesSteppedAlone) {
   Tensor mixed = batch0, eps;
   ASSERT_OK(p->InvertStep(coefs, mixed, &eps));
   for (int64_t i = 0; i < 3; ++i) {
-    Tensor alone({1, kShape.channels, kShape.height, kShape.width});
-    std::copy(batch0.sample(i), batch0.sample(i) + batch0.sample_numel(), alone.data());
+    Tensor alone = batch0.Slice(i, 1);
     ASSERT_OK(p->InvertStep({&coefs[i], 1}, alone, &eps));
     for (int64_t j = 0; j < alone.numel(); ++j) {
       ASSERT_EQ(alone.data()[j], mixed.sample(i)[j]) << "sample " << i << " element " << j;

@@ -95,8 +95,7 @@ TEST(ReconstructionTest, SharedNoiseMakesSamplesIndependentOfTheirBatch) {
   ReconstructionOptions o;
   auto batch = Reconstruct(den, *s, o, z0, nullptr);
   ASSERT_OK(batch);
-  Tensor last({1, kShape.channels, kShape.height, kShape.width});
-  std::copy(z0.sample(2), z0.sample(2) + z0.sample_numel(), last.data());
+  const Tensor last = z0.Slice(2, 1);
   auto alone = Reconstruct(den, *s, o, last, nullptr);
   ASSERT_OK(alone);
   EXPECT_DOUBLE_EQ((*alone)[0].mse, (*batch)[2].mse);

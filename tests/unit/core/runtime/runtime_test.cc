@@ -18,6 +18,7 @@
 #include "core/scoring/scoring.h"
 #include "tests/testing/fakes.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/tiny_models.h"
 
 namespace invad::core {
 namespace {
@@ -193,14 +194,7 @@ TEST(RuntimeThreadsTest, IntraOpThreadsAreSetExplicitly) {
   EXPECT_EQ(TorchIntraOpThreads(), 1);
 }
 
-DitConfig TinyDit() {
-  DitConfig c;
-  c.latent = {8, 4, 4};
-  c.hidden_size = 32;
-  c.depth = 2;
-  c.num_heads = 4;
-  return c;
-}
+using ::invad::testing::TinyDit;
 
 TEST(NativeDitTest, ZeroInitialisedOutputPredictsZero) {
   const DitConfig cfg = TinyDit();
@@ -219,8 +213,7 @@ TEST(NativeDitTest, BatchedEqualsAloneAndDependsOnTimestep) {
   Tensor z = Random({2, 8, 4, 4}, 3), both, one;
   const int ts[] = {0, 999};
   ASSERT_OK((*den)->Predict(z, ts, &both));
-  Tensor z1({1, 8, 4, 4});
-  std::copy(z.sample(1), z.sample(1) + z.sample_numel(), z1.data());
+  const Tensor z1 = z.Slice(1, 1);
   const int t1[] = {999};
   ASSERT_OK((*den)->Predict(z1, t1, &one));
   for (int64_t j = 0; j < one.numel(); ++j) ASSERT_NEAR(one.data()[j], both.sample(1)[j], 1e-5);

@@ -31,6 +31,13 @@ TEST(ScoreLatentTest, NllConstantForPaperLatent) {
   EXPECT_NEAR(NllConstant(272 * 16 * 16), 63987.528, 1e-3);  // method.md §5.1
 }
 
+TEST(TensorTest, SliceCopiesBatchSamples) {
+  const Tensor t({3, 2}, {1, 2, 3, 4, 5, 6});
+  const Tensor s = t.Slice(1, 2);
+  EXPECT_EQ(s.shape(), (Shape{2, 2}));
+  EXPECT_EQ(std::vector<float>(s.span().begin(), s.span().end()), (std::vector<float>{3, 4, 5, 6}));
+}
+
 TEST(ScoreLatentsTest, ScoresEveryBatchSample) {
   Tensor z({2, 1, 1, 2}, {1, 2, 3, 4});
   Tensor maps;

@@ -9,6 +9,7 @@
 
 #include "core/runtime/runtime.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/tiny_models.h"
 
 namespace invad::core {
 namespace {
@@ -45,15 +46,6 @@ TEST(DenoiserTrainOptionsTest, ValidateNamesTheField) {
   EXPECT_THAT(o.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, "min_lr"));
 }
 
-DitConfig Tiny() {
-  DitConfig c;
-  c.latent = {8, 4, 4};
-  c.hidden_size = 32;
-  c.depth = 2;
-  c.num_heads = 4;
-  return c;
-}
-
 // Latents from a low-dimensional family (two fixed patterns mixed by a random coefficient, plus
 // small noise), so a denoiser can learn them.
 Tensor Latents(int n, uint64_t seed) {
@@ -76,7 +68,7 @@ double Mean(const std::vector<double>& v, size_t from, size_t to) {
 
 TEST(TrainDenoiserTest, LossFallsByHalfAndTheTrainedModelPredictsNoise) {
   ASSERT_OK(ConfigureTorchThreads(1));
-  const DitConfig cfg = Tiny();
+  const DitConfig cfg = ::invad::testing::TinyDit();
   auto schedule = NoiseSchedule::Linear();
   DenoiserTrainOptions o;
   o.steps = 300;
@@ -123,7 +115,7 @@ TEST(TrainDenoiserTest, LossFallsByHalfAndTheTrainedModelPredictsNoise) {
 
 TEST(TrainDenoiserTest, SameSeedAndThreadsGiveBitIdenticalWeights) {
   ASSERT_OK(ConfigureTorchThreads(1));
-  const DitConfig cfg = Tiny();
+  const DitConfig cfg = ::invad::testing::TinyDit();
   auto schedule = NoiseSchedule::Linear();
   DenoiserTrainOptions o;
   o.steps = 20;
@@ -142,7 +134,7 @@ TEST(TrainDenoiserTest, SameSeedAndThreadsGiveBitIdenticalWeights) {
 }
 
 TEST(TrainDenoiserTest, RejectsLatentsOfTheWrongShape) {
-  const DitConfig cfg = Tiny();
+  const DitConfig cfg = ::invad::testing::TinyDit();
   auto schedule = NoiseSchedule::Linear();
   EXPECT_THAT(TrainDenoiser(cfg, InitDitWeights(cfg, 1), Tensor({4, 7, 4, 4}), *schedule, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "training latents"));
