@@ -1,6 +1,7 @@
 #include "bundle/bundle.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -129,7 +130,7 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
   }
   // Models.
   if (c.encoder().kind_case() == v1::EncoderSpec::KIND_NOT_SET)
-    return Invalid("encoder", "must be torchscript or conv");
+    return Invalid("encoder", "must be torchscript, conv or filter_bank");
   if (c.denoiser().kind_case() == v1::DenoiserSpec::KIND_NOT_SET)
     return Invalid("denoiser", "must be torchscript or dit");
   if (c.encoder().has_conv()) {
@@ -145,6 +146,25 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
                                                   " channels, latent.channels is ", l.channels()));
     }
     if (in.width() != in.height()) return Invalid("encoder.conv", "needs a square input");
+  }
+  if (c.encoder().has_filter_bank()) {
+    const auto& e = c.encoder().filter_bank();
+    const int64_t scales = e.scales_size() > 0 ? e.scales_size() : 3;
+    const int64_t ch = 10 * scales + 2 * (in.channel_order() == v1::GRAY ? 1 : 3);
+    if (ch != l.channels()) {
+      return Invalid("encoder.filter_bank",
+                     absl::StrCat("gives ", ch, " channels, latent.channels is ", l.channels()));
+    }
+    if (in.width() != in.height()) return Invalid("encoder.filter_bank", "needs a square input");
+  }
+  if (l.mean_size() != l.std_size() || (l.mean_size() != 0 && l.mean_size() != l.channels())) {
+    return Invalid("latent.mean",
+                   absl::StrCat(l.mean_size(), " means and ", l.std_size(), " stds for ",
+                                l.channels(), " channels (both empty or both one per channel)"));
+  }
+  for (int i = 0; i < l.std_size(); ++i) {
+    if (!(l.std(i) > 0) || !std::isfinite(l.std(i)) || !std::isfinite(l.mean(i)))
+      return Invalid("latent.std", absl::StrCat("channel ", i, ": must be finite and > 0"));
   }
   // precision FP16 is valid here; the runtime refuses it on CPU (INVALID_ARGUMENT) at load.
   // Files.
@@ -384,34 +404,46 @@ absl::StatusOr<core::Calibration> FindCalibration(const v1::ModelConfig& config,
   return absl::InvalidArgumentError(absl::StrCat("no calibration for steps=", steps));
 }
 
-absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& device) {
-  INVAD_ASSIGN_OR_RETURN(std::string dir, ResolveVersionDir(path));
-  LoadedModel m;
-  INVAD_ASSIGN_OR_RETURN(m.bundle, ReadBundle(dir));
-  const v1::ModelConfig& c = m.bundle.config;
-  m.input = ToInputSpec(c.input());
+absl::StatusOr<std::unique_ptr<core::Pipeline>> BuildPipeline(const v1::ModelConfig& c,
+                                                              const std::string& dir,
+                                                              const std::string& device) {
+  const preprocess::InputSpec input = ToInputSpec(c.input());
   const core::LatentShape latent = ToLatentShape(c.latent());
   const core::RuntimeOptions runtime{device, ToPrecision(c.precision())};
   const core::RuntimeOptions encoder_runtime{device,
                                              core::Precision::kFp32};  // the encoder runs fp32
-  auto file = [&](const std::string& rel) { return (fs::path(m.bundle.dir) / rel).string(); };
+  auto file = [&](const std::string& rel) { return (fs::path(dir) / rel).string(); };
 
   std::unique_ptr<core::Encoder> encoder;
   if (c.encoder().has_torchscript()) {
-    const core::EncoderIo io{m.input.channels(), m.input.height, m.input.width, latent};
+    const core::EncoderIo io{input.channels(), input.height, input.width, latent};
     INVAD_ASSIGN_OR_RETURN(
         encoder,
         core::LoadTorchScriptEncoder(file(c.encoder().torchscript().file()), io, encoder_runtime));
+  } else if (c.encoder().has_filter_bank()) {
+    const auto& e = c.encoder().filter_bank();
+    core::FilterBankConfig cfg;
+    cfg.input_channels = input.channels();
+    cfg.input_size = input.width;
+    cfg.latent_size = static_cast<int>(latent.height);
+    if (e.scales_size() > 0) cfg.scales.assign(e.scales().begin(), e.scales().end());
+    INVAD_ASSIGN_OR_RETURN(encoder, core::CreateFilterBankEncoder(cfg, encoder_runtime));
   } else {
     const auto& e = c.encoder().conv();
     core::ConvEncoderConfig cfg;
-    cfg.input_channels = m.input.channels();
-    cfg.input_size = m.input.width;
+    cfg.input_channels = input.channels();
+    cfg.input_size = input.width;
     cfg.stage_channels.assign(e.stage_channels().begin(), e.stage_channels().end());
     cfg.output_stages.assign(e.output_stages().begin(), e.output_stages().end());
     cfg.latent_size = static_cast<int>(latent.height);
     INVAD_ASSIGN_OR_RETURN(core::NamedTensors w, ReadSafetensors(file(e.weights_file())));
     INVAD_ASSIGN_OR_RETURN(encoder, core::CreateNativeConvEncoder(cfg, w, encoder_runtime));
+  }
+  if (c.latent().mean_size() > 0) {
+    core::LatentNorm norm;
+    norm.mean.assign(c.latent().mean().begin(), c.latent().mean().end());
+    norm.std.assign(c.latent().std().begin(), c.latent().std().end());
+    INVAD_ASSIGN_OR_RETURN(encoder, core::WithLatentNorm(std::move(encoder), std::move(norm)));
   }
   std::unique_ptr<core::Denoiser> denoiser;
   if (c.denoiser().has_torchscript()) {
@@ -437,8 +469,15 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string
   const core::ScheduleMode mode = c.diffusion().schedule() == v1::SCHEDULE_PAPER
                                       ? core::ScheduleMode::kPaper
                                       : core::ScheduleMode::kCode;
-  INVAD_ASSIGN_OR_RETURN(m.pipeline, core::Pipeline::Create(std::move(encoder), std::move(denoiser),
-                                                            schedule, steps, mode));
+  return core::Pipeline::Create(std::move(encoder), std::move(denoiser), schedule, steps, mode);
+}
+
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& device) {
+  INVAD_ASSIGN_OR_RETURN(std::string dir, ResolveVersionDir(path));
+  LoadedModel m;
+  INVAD_ASSIGN_OR_RETURN(m.bundle, ReadBundle(dir));
+  m.input = ToInputSpec(m.bundle.config.input());
+  INVAD_ASSIGN_OR_RETURN(m.pipeline, BuildPipeline(m.bundle.config, m.bundle.dir, device));
   return m;
 }
 

@@ -79,6 +79,11 @@ struct LoadedModel {
   preprocess::InputSpec input;
   std::unique_ptr<core::Pipeline> pipeline;
 };
+// The pipeline a manifest describes, its files read from `dir`; the manifest is not validated
+// here and calibration is not needed (a trainer builds the pipeline it is about to calibrate).
+absl::StatusOr<std::unique_ptr<core::Pipeline>> BuildPipeline(const v1::ModelConfig& config,
+                                                              const std::string& dir,
+                                                              const std::string& device = "cpu");
 // `path` is a model folder (latest version) or a version folder. The device comes from `runtime`;
 // the precision from the manifest.
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& device = "cpu");

@@ -1,5 +1,8 @@
 #include "core/model/model.h"
 
+#include <cmath>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace invad::core {
@@ -22,6 +25,88 @@ absl::Status ValidateDenoiserInput(const Tensor& z, absl::Span<const int> timest
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status LatentNorm::Validate(int64_t channels) const {
+  if (static_cast<int64_t>(mean.size()) != channels ||
+      static_cast<int64_t>(std.size()) != channels) {
+    return absl::InvalidArgumentError(absl::StrCat("latent norm has ", mean.size(), " means and ",
+                                                   std.size(), " stds for ", channels,
+                                                   " channels"));
+  }
+  for (int64_t c = 0; c < channels; ++c) {
+    if (!std::isfinite(mean[c]) || !std::isfinite(std[c]) || !(std[c] > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("latent norm of channel ", c, ": mean ",
+                                                     mean[c], ", std ", std[c],
+                                                     " (must be finite, std > 0)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+LatentNorm FitLatentNorm(const Tensor& z0) {
+  LatentNorm n;
+  if (z0.rank() != 4) return n;
+  const int64_t b = z0.dim(0), c = z0.dim(1), hw = z0.dim(2) * z0.dim(3);
+  n.mean.resize(c);
+  n.std.resize(c);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < b; ++i) {
+      const float* p = z0.sample(i) + ch * hw;
+      for (int64_t k = 0; k < hw; ++k) sum += p[k];
+    }
+    const double count = static_cast<double>(b * hw), mean = sum / count;
+    for (int64_t i = 0; i < b; ++i) {
+      const float* p = z0.sample(i) + ch * hw;
+      for (int64_t k = 0; k < hw; ++k) sq += (p[k] - mean) * (p[k] - mean);
+    }
+    const double sd = std::sqrt(sq / count);
+    n.mean[ch] = static_cast<float>(mean);
+    n.std[ch] = sd < 1e-6 ? 1.0f : static_cast<float>(sd);
+  }
+  return n;
+}
+
+void ApplyLatentNorm(const LatentNorm& norm, Tensor* z0) {
+  if (norm.empty()) return;
+  const int64_t b = z0->dim(0), c = z0->dim(1), hw = z0->dim(2) * z0->dim(3);
+  for (int64_t i = 0; i < b; ++i) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      float* p = z0->sample(i) + ch * hw;
+      const float m = norm.mean[ch], inv = 1.0f / norm.std[ch];
+      for (int64_t k = 0; k < hw; ++k) p[k] = (p[k] - m) * inv;
+    }
+  }
+}
+
+namespace {
+
+class NormalizedEncoder final : public Encoder {
+ public:
+  NormalizedEncoder(std::unique_ptr<Encoder> inner, LatentNorm norm)
+      : inner_(std::move(inner)), norm_(std::move(norm)) {}
+  absl::Status Encode(const Tensor& images, Tensor* z0) override {
+    if (absl::Status s = inner_->Encode(images, z0); !s.ok()) return s;
+    ApplyLatentNorm(norm_, z0);
+    return absl::OkStatus();
+  }
+  LatentShape latent_shape() const override { return inner_->latent_shape(); }
+  std::string Describe() const override {
+    return absl::StrCat(inner_->Describe(), " + latent standardisation");
+  }
+
+ private:
+  std::unique_ptr<Encoder> inner_;
+  LatentNorm norm_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Encoder>> WithLatentNorm(std::unique_ptr<Encoder> inner,
+                                                        LatentNorm norm) {
+  if (absl::Status s = norm.Validate(inner->latent_shape().channels); !s.ok()) return s;
+  return std::unique_ptr<Encoder>(new NormalizedEncoder(std::move(inner), std::move(norm)));
 }
 
 }  // namespace invad::core

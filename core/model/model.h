@@ -6,9 +6,12 @@
 // execution thread).
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
 #include "core/tensor.h"
@@ -46,6 +49,27 @@ class Denoiser {
   virtual LatentShape latent_shape() const = 0;
   virtual std::string Describe() const = 0;
 };
+
+// Per-channel standardisation of z0 (the manifest's LatentSpec mean/std): z0 ← (z0 − mean)/std.
+// The paper feeds raw EfficientNet features; features of our own encoders differ in scale by
+// orders of magnitude between channels, which the fixed ε-objective cannot absorb.
+struct LatentNorm {
+  std::vector<float> mean;
+  std::vector<float> std;
+  bool empty() const { return mean.empty() && std.empty(); }
+  // Both hold `channels` finite values, every std > 0. InvalidArgument otherwise.
+  absl::Status Validate(int64_t channels) const;
+};
+
+// Mean and standard deviation per channel over batch and space of `z0` [N, C, H, W]; a std below
+// 1e-6 (a constant channel) becomes 1.
+LatentNorm FitLatentNorm(const Tensor& z0);
+// Applies `norm` in place to `z0` [N, C, H, W].
+void ApplyLatentNorm(const LatentNorm& norm, Tensor* z0);
+
+// An encoder whose output is standardised by `norm` (validated against inner's channels).
+absl::StatusOr<std::unique_ptr<Encoder>> WithLatentNorm(std::unique_ptr<Encoder> inner,
+                                                        LatentNorm norm);
 
 // Checks the arguments every Denoiser::Predict receives; implementations call it first.
 absl::Status ValidateDenoiserInput(const Tensor& z, absl::Span<const int> timesteps,

@@ -5,8 +5,10 @@
 //     weight names are the official InvAD state-dict names without the "net." prefix, so
 //     tools/interop/convert_official_dit.py converts an official checkpoint by renaming;
 //   - a small multi-scale convolutional encoder (stride-2 stages, chosen stage outputs bilinearly
-//     resized to the latent size and concatenated, as the paper's feature aggregation does). It
-//     computes no stage after the last one it outputs.
+//     brought to the latent size (average-pooled by an integer factor, else bilinear) and
+//     concatenated, as the paper's feature aggregation does). It computes no stage after the last
+//     one it outputs;
+//   - a handcrafted filter-bank encoder (no weights).
 #pragma once
 
 #include <cstdint>
@@ -58,6 +60,22 @@ struct ConvEncoderConfig {
 absl::StatusOr<std::unique_ptr<Encoder>> CreateNativeConvEncoder(const ConvEncoderConfig& config,
                                                                  const NamedTensors& weights,
                                                                  const RuntimeOptions& options);
+// Handcrafted encoder: Gaussian-derivative filters (∂x, ∂y, ∂xx, ∂yy, ∂xy, σ-normalised) of the
+// grey image at each scale, reflect-padded, summarised per latent cell (input/latent pixels square)
+// by mean and max magnitude, plus the cell mean and standard deviation of every input channel.
+struct FilterBankConfig {
+  int input_channels = 3;
+  int input_size = 256;  // square; a multiple of latent_size
+  int latent_size = 16;
+  std::vector<float> scales{1.0f, 2.0f, 4.0f};  // σ in pixels
+
+  absl::Status Validate() const;
+  LatentShape latent() const;  // 10·|scales| + 2·input_channels channels
+};
+
+absl::StatusOr<std::unique_ptr<Encoder>> CreateFilterBankEncoder(const FilterBankConfig& config,
+                                                                 const RuntimeOptions& options);
+
 // Kaiming-uniform conv weights (fixed random features until a trained encoder replaces them).
 NamedTensors InitConvEncoderWeights(const ConvEncoderConfig& config, uint64_t seed);
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
+#include "core/runtime/internal/conv_encoder.h"
 #include "core/runtime/internal/dit.h"
 #include "core/runtime/internal/torch_util.h"
 #include "core/runtime/native.h"
@@ -324,25 +325,11 @@ class NativeConvEncoder final : public Encoder {
     if (absl::Status s = cfg.Validate(); !s.ok()) return s;
     if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
     auto device = internal::ParseDevice(options.device);
-    std::unique_ptr<NativeConvEncoder> m(new NativeConvEncoder(cfg, *device));
-    absl::Status s = Guarded("binding conv encoder weights", [&] {
-      WeightBinder wb(weights, m->device_, "conv encoder");
-      int in = cfg.input_channels;
-      // Stages after the last output stage are never computed, so they carry no weights.
-      const int last = *std::max_element(cfg.output_stages.begin(), cfg.output_stages.end());
-      for (int s = 0; s <= last; ++s) {
-        const int out = cfg.stage_channels[s];
-        const std::string pre = absl::StrCat("stages.", s, ".");
-        m->stages_.push_back(
-            {wb.Take(pre + "conv1.weight", {out, in, 3, 3}), wb.Take(pre + "conv1.bias", {out}),
-             wb.Take(pre + "conv2.weight", {out, out, 3, 3}), wb.Take(pre + "conv2.bias", {out})});
-        in = out;
-      }
-      m->bind_status_ = wb.Finish();
-    });
-    if (!s.ok()) return s;
-    if (!m->bind_status_.ok()) return m->bind_status_;
-    return m;
+    if (!device.ok()) return device.status();
+    auto stages = internal::BindConvEncoder(cfg, weights, *device);
+    if (!stages.ok()) return stages.status();
+    return std::unique_ptr<NativeConvEncoder>(
+        new NativeConvEncoder(cfg, *device, std::move(*stages)));
   }
 
   absl::Status Encode(const Tensor& images, Tensor* z0) override {
@@ -353,24 +340,8 @@ class NativeConvEncoder final : public Encoder {
     }
     return Guarded("native conv encoder forward", [&] {
       c10::InferenceMode guard;
-      torch::Tensor x = internal::View(images).to(device_);
-      std::vector<torch::Tensor> outs(stages_.size());
-      for (size_t s = 0; s < stages_.size(); ++s) {
-        const Stage& st = stages_[s];
-        x = torch::silu(torch::conv2d(x, st.w1, st.b1, 2, 1));
-        x = torch::silu(torch::conv2d(x, st.w2, st.b2, 1, 1));
-        outs[s] = x;
-      }
-      std::vector<torch::Tensor> parts;
-      const int64_t ls = cfg_.latent_size;
-      for (int s : cfg_.output_stages) {
-        torch::Tensor o = outs[s];
-        if (o.size(2) != ls || o.size(3) != ls) {
-          o = torch::upsample_bilinear2d(o, {ls, ls}, /*align_corners=*/false);
-        }
-        parts.push_back(o);
-      }
-      internal::CopyOut(torch::cat(parts, 1), z0);
+      internal::CopyOut(
+          internal::ConvEncoderForward(cfg_, stages_, internal::View(images).to(device_)), z0);
     });
   }
   LatentShape latent_shape() const override { return cfg_.latent(); }
@@ -381,15 +352,97 @@ class NativeConvEncoder final : public Encoder {
   }
 
  private:
-  struct Stage {
-    torch::Tensor w1, b1, w2, b2;
-  };
-  NativeConvEncoder(const ConvEncoderConfig& cfg, torch::Device device)
-      : cfg_(cfg), device_(device) {}
+  NativeConvEncoder(const ConvEncoderConfig& cfg, torch::Device device,
+                    std::vector<internal::ConvStage> stages)
+      : cfg_(cfg), device_(device), stages_(std::move(stages)) {}
   ConvEncoderConfig cfg_;
   torch::Device device_;
-  std::vector<Stage> stages_;
-  absl::Status bind_status_;
+  std::vector<internal::ConvStage> stages_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Filter-bank encoder: fixed Gaussian-derivative responses of the grey image at several scales,
+// summarised per latent cell by their mean and maximum magnitude, plus each channel's cell mean and
+// standard deviation. Nothing is learned; it is the "handcrafted features" encoder candidate.
+
+class FilterBankEncoder final : public Encoder {
+ public:
+  static absl::StatusOr<std::unique_ptr<FilterBankEncoder>> Create(const FilterBankConfig& cfg,
+                                                                   const RuntimeOptions& options) {
+    if (absl::Status s = cfg.Validate(); !s.ok()) return s;
+    if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
+    auto device = internal::ParseDevice(options.device);
+    if (!device.ok()) return device.status();
+    std::unique_ptr<FilterBankEncoder> m(new FilterBankEncoder(cfg, *device));
+    absl::Status s = Guarded("building the filter bank", [&] {
+      for (float sigma : cfg.scales) {
+        const int r = static_cast<int>(std::ceil(3 * sigma));
+        std::vector<float> g(2 * r + 1), d1(2 * r + 1), d2(2 * r + 1);
+        double sum = 0;
+        for (int i = -r; i <= r; ++i) sum += std::exp(-0.5 * i * i / (sigma * sigma));
+        for (int i = -r; i <= r; ++i) {
+          const double gi = std::exp(-0.5 * i * i / (sigma * sigma)) / sum;
+          g[i + r] = static_cast<float>(gi);
+          d1[i + r] = static_cast<float>(-i / (sigma * sigma) * gi * sigma);  // σ-normalised
+          d2[i + r] = static_cast<float>((i * i / (sigma * sigma) - 1) / (sigma * sigma) * gi *
+                                         sigma * sigma);
+        }
+        const torch::Tensor G = torch::tensor(g), D1 = torch::tensor(d1), D2 = torch::tensor(d2);
+        auto outer = [](const torch::Tensor& y, const torch::Tensor& x) {
+          return torch::outer(y, x);
+        };
+        // Responses: ∂x, ∂y, ∂xx, ∂yy, ∂xy (rows are y, columns x).
+        torch::Tensor k =
+            torch::stack({outer(G, D1), outer(D1, G), outer(G, D2), outer(D2, G), outer(D1, D1)})
+                .unsqueeze(1)
+                .to(m->device_);
+        m->kernels_.push_back(k);
+        m->radii_.push_back(r);
+      }
+    });
+    if (!s.ok()) return s;
+    return m;
+  }
+
+  absl::Status Encode(const Tensor& images, Tensor* z0) override {
+    if (absl::Status s = CheckShape(
+            images, {-1, cfg_.input_channels, cfg_.input_size, cfg_.input_size}, "encoder input");
+        !s.ok()) {
+      return s;
+    }
+    return Guarded("filter-bank encoder forward", [&] {
+      c10::InferenceMode guard;
+      const torch::Tensor x = internal::View(images).to(device_);
+      const int64_t cell = cfg_.input_size / cfg_.latent_size;
+      const torch::Tensor grey = x.mean(1, /*keepdim=*/true);
+      std::vector<torch::Tensor> parts;
+      for (size_t i = 0; i < kernels_.size(); ++i) {
+        const int64_t r = radii_[i];
+        const torch::Tensor padded = torch::reflection_pad2d(grey, {r, r, r, r});
+        const torch::Tensor resp = torch::conv2d(padded, kernels_[i]).abs();
+        parts.push_back(torch::avg_pool2d(resp, cell));
+        parts.push_back(torch::max_pool2d(resp, cell));
+      }
+      const torch::Tensor mean = torch::avg_pool2d(x, cell);
+      const torch::Tensor var = (torch::avg_pool2d(x * x, cell) - mean * mean).clamp_min(0);
+      parts.push_back(mean);
+      parts.push_back(var.add(1e-12).sqrt());
+      internal::CopyOut(torch::cat(parts, 1), z0);
+    });
+  }
+  LatentShape latent_shape() const override { return cfg_.latent(); }
+  std::string Describe() const override {
+    return absl::StrCat("filter-bank-encoder(scales=", absl::StrJoin(cfg_.scales, "/"), ", ",
+                        device_.str(), ")");
+  }
+
+ private:
+  FilterBankEncoder(const FilterBankConfig& cfg, torch::Device device)
+      : cfg_(cfg), device_(device) {}
+  FilterBankConfig cfg_;
+  torch::Device device_;
+  std::vector<torch::Tensor> kernels_;  // per scale [5, 1, k, k]
+  std::vector<int64_t> radii_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -469,6 +522,87 @@ NamedTensors InitDitWeights(const DitConfig& cfg, uint64_t seed, bool zero_init_
   lin("final_layer.adaLN_modulation.1", 2 * h, h, true);
   lin("final_layer.linear", p * p * c, h, true);
   return w;
+}
+
+namespace internal {
+
+absl::StatusOr<std::vector<ConvStage>> BindConvEncoder(const ConvEncoderConfig& cfg,
+                                                       const NamedTensors& weights,
+                                                       const torch::Device& device) {
+  std::vector<ConvStage> stages;
+  absl::Status bind_status;
+  absl::Status s = Guarded("binding conv encoder weights", [&] {
+    WeightBinder wb(weights, device, "conv encoder");
+    int in = cfg.input_channels;
+    // Stages after the last output stage are never computed, so they carry no weights.
+    const int last = *std::max_element(cfg.output_stages.begin(), cfg.output_stages.end());
+    for (int st = 0; st <= last; ++st) {
+      const int out = cfg.stage_channels[st];
+      const std::string pre = absl::StrCat("stages.", st, ".");
+      stages.push_back(
+          {wb.Take(pre + "conv1.weight", {out, in, 3, 3}), wb.Take(pre + "conv1.bias", {out}),
+           wb.Take(pre + "conv2.weight", {out, out, 3, 3}), wb.Take(pre + "conv2.bias", {out})});
+      in = out;
+    }
+    bind_status = wb.Finish();
+  });
+  if (!s.ok()) return s;
+  if (!bind_status.ok()) return bind_status;
+  return stages;
+}
+
+torch::Tensor ResizeToLatent(const torch::Tensor& x, int64_t l) {
+  const int64_t h = x.size(2), w = x.size(3);
+  if (h == l && w == l) return x;
+  if (h == w && h > l && h % l == 0) return torch::avg_pool2d(x, h / l);
+  return torch::upsample_bilinear2d(x, {l, l}, /*align_corners=*/false);
+}
+
+torch::Tensor ConvEncoderForward(const ConvEncoderConfig& cfg, const std::vector<ConvStage>& stages,
+                                 torch::Tensor x) {
+  std::vector<torch::Tensor> outs(stages.size());
+  for (size_t st = 0; st < stages.size(); ++st) {
+    const ConvStage& p = stages[st];
+    x = torch::silu(torch::conv2d(x, p.w1, p.b1, 2, 1));
+    x = torch::silu(torch::conv2d(x, p.w2, p.b2, 1, 1));
+    outs[st] = x;
+  }
+  std::vector<torch::Tensor> parts;
+  for (int st : cfg.output_stages) parts.push_back(ResizeToLatent(outs[st], cfg.latent_size));
+  return torch::cat(parts, 1);
+}
+
+}  // namespace internal
+
+absl::Status FilterBankConfig::Validate() const {
+  if (input_channels != 1 && input_channels != 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("filter_bank.input_channels = ", input_channels, ": must be 1 or 3"));
+  }
+  if (latent_size < 1 || input_size < latent_size || input_size % latent_size != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("filter_bank: input size ", input_size,
+                                                   " must be a multiple of the latent size ",
+                                                   latent_size));
+  }
+  if (scales.empty()) return absl::InvalidArgumentError("filter_bank.scales is empty");
+  for (float s : scales) {
+    if (!(s >= 0.5f && s <= input_size / 8.0f)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("filter_bank.scales: ", s, " must be in [0.5, input_size/8]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+LatentShape FilterBankConfig::latent() const {
+  return {static_cast<int64_t>(10 * scales.size() + 2 * input_channels), latent_size, latent_size};
+}
+
+absl::StatusOr<std::unique_ptr<Encoder>> CreateFilterBankEncoder(const FilterBankConfig& config,
+                                                                 const RuntimeOptions& options) {
+  auto m = FilterBankEncoder::Create(config, options);
+  if (!m.ok()) return m.status();
+  return std::unique_ptr<Encoder>(std::move(*m));
 }
 
 absl::StatusOr<std::unique_ptr<Encoder>> CreateNativeConvEncoder(const ConvEncoderConfig& config,

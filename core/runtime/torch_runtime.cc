@@ -1,9 +1,11 @@
 // LibTorch translation unit 1 of the runtime: devices, precision, threads, tensor conversion and
 // the TorchScript encoder and denoiser.
 #include <cstring>
+#include <thread>
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <malloc.h>
 #include <torch/script.h>
 
 #include "absl/strings/str_cat.h"
@@ -117,6 +119,15 @@ absl::Status ConfigureTorchThreads(int intra_op_threads, int inter_op_threads) {
 }
 
 int TorchIntraOpThreads() { return at::get_num_threads(); }
+
+absl::Status ConfigureProcess(int intra_op_threads) {
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  const int n = intra_op_threads > 0
+                    ? intra_op_threads
+                    : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return ConfigureTorchThreads(n);
+}
 
 namespace {
 

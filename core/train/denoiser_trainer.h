@@ -2,8 +2,9 @@
 //
 // Trains the native DiT denoiser on latents of normal images (method.md §4.1, §6.1):
 // t ~ U{0..T−1}, ε ~ N(0, I), x_t = √ᾱ_t·z0 + √(1−ᾱ_t)·ε, loss = mean (ε̂(x_t, t) − ε)²;
-// AdamW (β 0.9/0.999, ε 1e-8), learning rate warmed up linearly from min_lr to peak_lr and then
-// cosine-decayed back to min_lr, per step; global gradient-norm clipping; an EMA of the weights.
+// AdamW (β 0.9/0.999, ε 1e-8, decoupled weight decay; implemented here so its state checkpoints),
+// learning rate warmed up linearly from min_lr to peak_lr and then cosine-decayed back to min_lr,
+// per step; global gradient-norm clipping; an EMA of the weights.
 //
 // Deviation from the paper (docs/training.md): the EMA decay
 // warms up as min(max_decay, (1 + n)/(10 + n)) after n updates instead of a constant 0.999 from
@@ -68,11 +69,33 @@ struct DenoiserTrainResult {
   std::vector<double> losses;  // per step
 };
 
+// Everything a run needs to continue: after `step` completed steps, the weights, their EMA and
+// AdamW's first and second moments (names as the weights). The random draws of step k depend only
+// on (seed, k), so a resumed run is bit-identical to an uninterrupted one with the same thread
+// count.
+struct DenoiserTrainState {
+  int step = 0;
+  NamedTensors weights, ema_weights, adam_m, adam_v;
+  std::vector<double> losses;  // of steps 0 .. step−1
+};
+
+struct DenoiserCheckpointing {
+  int every_steps = 0;  // 0: never
+  // > 0: save after this many completed steps and stop, returning Aborted (a run split into parts,
+  // e.g. across CI sessions; resume continues it).
+  int stop_after = 0;
+  // Called after every `every_steps`-th step and at `stop_after` (not after the last step: the
+  // result has it). An error stops training and is returned unchanged.
+  std::function<absl::Status(const DenoiserTrainState&)> save;
+};
+
 // `latents` [N, C, H, W] must match `config.latent`; `init` are the starting weights (e.g.
-// InitDitWeights). `progress` (optional) is called after every step.
+// InitDitWeights). `progress` (optional) is called after every step. With `resume`, training
+// continues from that state (its names must match `init`'s, its step be <= options.steps).
 absl::StatusOr<DenoiserTrainResult> TrainDenoiser(
     const DitConfig& config, const NamedTensors& init, const Tensor& latents,
     const NoiseSchedule& schedule, const DenoiserTrainOptions& options,
-    const std::function<void(const TrainProgress&)>& progress = {});
+    const std::function<void(const TrainProgress&)>& progress = {},
+    const DenoiserTrainState* resume = nullptr, const DenoiserCheckpointing& checkpointing = {});
 
 }  // namespace invad::core

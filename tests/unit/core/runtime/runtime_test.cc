@@ -287,6 +287,37 @@ TEST(NativeConvEncoderTest, OutputsConcatenatedStagesAtLatentSize) {
               StatusIs(absl::StatusCode::kInvalidArgument, "unexpected"));
 }
 
+TEST(FilterBankEncoderTest, RespondsToAnEdgeWhereItIs) {
+  FilterBankConfig cfg;
+  cfg.input_channels = 1;
+  cfg.input_size = 32;
+  cfg.latent_size = 4;
+  cfg.scales = {1.0f, 2.0f};
+  EXPECT_EQ(cfg.latent(), (LatentShape{22, 4, 4}));
+  auto enc = CreateFilterBankEncoder(cfg, {});
+  ASSERT_OK(enc);
+  // A vertical step edge at x = 12 (inside cell column 1 of 4).
+  Tensor img({1, 1, 32, 32});
+  for (int y = 0; y < 32; ++y) {
+    for (int x = 12; x < 32; ++x) img.data()[y * 32 + x] = 1.0f;
+  }
+  Tensor z;
+  ASSERT_OK((*enc)->Encode(img, &z));
+  ASSERT_EQ(z.shape(), (Shape{1, 22, 4, 4}));
+  auto at = [&](int c, int y, int x) { return z.data()[(c * 4 + y) * 4 + x]; };
+  // Channel 0: mean |∂x| at σ = 1; channel 1: mean |∂y|.
+  EXPECT_GT(at(0, 2, 1), 0.01f);
+  EXPECT_NEAR(at(0, 2, 3), 0.0f, 1e-6f);
+  EXPECT_NEAR(at(1, 2, 1), 0.0f, 1e-6f);
+  // Cell means (channel 20) and standard deviations (21) of the raw channel.
+  EXPECT_NEAR(at(20, 0, 0), 0.0f, 1e-6f);
+  EXPECT_NEAR(at(20, 0, 3), 1.0f, 1e-6f);
+  EXPECT_NEAR(at(20, 0, 1), 0.5f, 1e-6f);  // half the cell is bright
+  EXPECT_NEAR(at(21, 0, 1), 0.5f, 1e-3f);
+  cfg.latent_size = 5;  // 32 is not a multiple
+  EXPECT_THAT(CreateFilterBankEncoder(cfg, {}), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(UpsampleCrossCheckTest, CoreBilinearEqualsLibTorch) {
   Tensor m = Random({1, 1, 16, 16}, 9);
   std::vector<float> ours(256 * 256);

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 
 #include "core/runtime/runtime.h"
+#include "core/train/encoder_trainer.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/tiny_models.h"
 
@@ -131,6 +132,89 @@ TEST(TrainDenoiserTest, SameSeedAndThreadsGiveBitIdenticalWeights) {
             b->ema_weights.at("blocks.1.mlp.fc2.weight").bytes);
   EXPECT_EQ(a->losses, b->losses);
   EXPECT_NE(a->losses, c->losses);
+}
+
+TEST(TrainDenoiserTest, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
+  ASSERT_OK(ConfigureTorchThreads(1));
+  const DitConfig cfg = ::invad::testing::TinyDit();
+  auto schedule = NoiseSchedule::Linear();
+  DenoiserTrainOptions o;
+  o.steps = 24;
+  o.batch_size = 8;
+  const Tensor data = Latents(16, 2);
+  auto whole = TrainDenoiser(cfg, InitDitWeights(cfg, 1), data, *schedule, o);
+  ASSERT_OK(whole);
+  std::vector<DenoiserTrainState> saved;
+  DenoiserCheckpointing ck;
+  ck.every_steps = 5;
+  ck.stop_after = 13;
+  ck.save = [&](const DenoiserTrainState& st) {
+    saved.push_back(st);
+    return absl::OkStatus();
+  };
+  auto part = TrainDenoiser(cfg, InitDitWeights(cfg, 1), data, *schedule, o, {}, nullptr, ck);
+  EXPECT_THAT(part, StatusIs(absl::StatusCode::kAborted, "stopped after step 13"));
+  ASSERT_EQ(saved.size(), 3u);  // steps 5, 10 and the stop at 13
+  EXPECT_EQ(saved.back().step, 13);
+  ASSERT_EQ(saved.back().losses.size(), 13u);
+  auto resumed =
+      TrainDenoiser(cfg, InitDitWeights(cfg, 1), data, *schedule, o, {}, &saved.back(), {});
+  ASSERT_OK(resumed);
+  for (const auto& [name, t] : whole->ema_weights) {
+    EXPECT_EQ(t.bytes, resumed->ema_weights.at(name).bytes) << name;
+    EXPECT_EQ(whole->weights.at(name).bytes, resumed->weights.at(name).bytes) << name;
+  }
+  EXPECT_EQ(whole->losses, resumed->losses);
+  // A checkpoint beyond the run, or with missing tensors, is refused.
+  DenoiserTrainState bad = saved.back();
+  bad.step = 99;
+  EXPECT_THAT(TrainDenoiser(cfg, InitDitWeights(cfg, 1), data, *schedule, o, {}, &bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, "beyond"));
+  bad = saved.back();
+  bad.adam_v.clear();
+  EXPECT_THAT(TrainDenoiser(cfg, InitDitWeights(cfg, 1), data, *schedule, o, {}, &bad),
+              StatusIs(absl::StatusCode::kInternal, "second moment"));
+}
+
+TEST(TrainConvAutoencoderTest, ReconstructionLossFallsAndTheEncoderChanges) {
+  ASSERT_OK(ConfigureTorchThreads(1));
+  ConvEncoderConfig cfg;
+  cfg.input_size = 32;
+  cfg.stage_channels = {8, 16};
+  cfg.output_stages = {0, 1};
+  cfg.latent_size = 8;
+  // Smooth random images: a few low-frequency waves.
+  Tensor images({24, 3, 32, 32});
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<float> u(0.f, 6.28f);
+  for (int i = 0; i < 24; ++i) {
+    const float a = u(rng), b = u(rng);
+    for (int c = 0; c < 3; ++c) {
+      for (int y = 0; y < 32; ++y) {
+        for (int x = 0; x < 32; ++x)
+          images.sample(i)[(c * 32 + y) * 32 + x] = std::sin(0.3f * x + a) * std::cos(0.2f * y + b);
+      }
+    }
+  }
+  const NamedTensors init = InitConvEncoderWeights(cfg, 1);
+  AutoencoderTrainOptions o;
+  o.steps = 150;
+  o.decoder_width = 16;
+  auto r = TrainConvAutoencoder(cfg, init, images, o);
+  ASSERT_OK(r);
+  ASSERT_EQ(r->losses.size(), 150u);
+  const double first = Mean(r->losses, 0, 10), last = Mean(r->losses, 140, 150);
+  EXPECT_LT(last, 0.5 * first) << "first " << first << " last " << last;
+  EXPECT_NE(r->encoder_weights.at("stages.0.conv1.weight").bytes,
+            init.at("stages.0.conv1.weight").bytes);
+  // The trained weights load into the inference encoder.
+  EXPECT_OK(CreateNativeConvEncoder(cfg, r->encoder_weights, {}).status());
+  auto again = TrainConvAutoencoder(cfg, init, images, o);
+  ASSERT_OK(again);
+  EXPECT_EQ(again->losses, r->losses);  // deterministic
+  cfg.input_size = 48;                  // not latent · 2^k
+  EXPECT_THAT(TrainConvAutoencoder(cfg, init, Tensor({1, 3, 48, 48}), o),
+              StatusIs(absl::StatusCode::kInvalidArgument, "power of two"));
 }
 
 TEST(TrainDenoiserTest, RejectsLatentsOfTheWrongShape) {

@@ -1,0 +1,97 @@
+// File: tools/train/trainer.h
+//
+// invad-train as a library (the binary parses flags into TrainOptions): from folders of normal
+// images to a calibrated bundle written as the next version of a model folder. docs/training.md
+// describes the flow; in short:
+//   1. find images (tools/common/dataset.h), hold out per category max(min_val, ⌈val_fraction·n⌉)
+//      normal images for calibration only, load both splits through the one preprocessing;
+//   2. the encoder: trained with its own objective (conv_ae), fixed (conv_random, filter_bank) or a
+//      user's TorchScript module, frozen as given; z0 of the training images, standardised;
+//   3. the denoiser: --steps, --epochs or --time_budget (timed once, converted into steps,
+//   recorded);
+//      checkpoints in <out>/.checkpoint, --resume continues bit-identically;
+//   4. calibration of every allowed K, pooled ("") and per category; the bundle is written.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace invad::tools {
+
+struct TrainOptions {
+  std::vector<std::string> data;  // --data, repeatable
+  std::string out;                // model folder; the bundle becomes its next version
+  std::string description;
+
+  // Input.
+  int image_size = 256;
+  std::string channels = "rgb";  // rgb | gray
+
+  // Encoder: conv_ae | conv_random | filter_bank | torchscript.
+  std::string encoder = "filter_bank";
+  std::string encoder_file;  // TorchScript module (encoder = torchscript)
+  int latent_channels = 0;   // TorchScript encoders only: its output channels
+  int latent_size = 16;      // latent height = width
+  std::vector<int> conv_channels{32, 64, 128};
+  std::vector<int> conv_outputs{0, 1, 2};
+  std::vector<float> filter_scales{1.0f, 2.0f, 4.0f};
+  int encoder_steps = 0;  // conv_ae: 0 = a quarter of the time budget, else 300
+  bool normalize_latent = true;
+
+  // Denoiser (native DiT).
+  int dit_hidden = 128;
+  int dit_depth = 2;
+  int dit_heads = 4;
+  int dit_patch = 1;
+  std::string precision = "fp32";  // of the served denoiser
+
+  // Training length: exactly one of steps, epochs, time_budget (seconds); none = 2000 steps.
+  int steps = 0;
+  double epochs = 0;
+  double time_budget = 0;
+  int batch_size = 16;
+  double lr = 1e-3;
+  uint64_t seed = 42;
+
+  // Hold-out and calibration.
+  double val_fraction = 0.1;
+  int min_val = 20;
+  std::vector<int> allowed_steps{1, 2, 3, 5, 10};
+  int default_steps = 3;
+  double target_fpr = 0.01;
+  double pixel_quantile = 0.999;
+
+  // Checkpoints.
+  bool resume = false;
+  int checkpoint_every = 200;  // denoiser steps; 0 = never
+  int stop_after_steps = 0;    // save a checkpoint after this many steps and stop (Aborted)
+
+  std::string device = "cpu";
+  int threads = 0;  // 0: one per hardware thread
+  bool progress = true;
+
+  // --calibrate_only: re-calibrate `model` (a model or version folder) on `data` into the next
+  // version of `out` (default: the model's own folder), reusing its weights.
+  bool calibrate_only = false;
+  std::string model;
+};
+
+struct TrainReport {
+  std::string version_dir;
+  int train_images = 0;
+  int val_images = 0;
+  int skipped_files = 0;
+  int encoder_steps = 0;
+  int denoiser_steps = 0;
+  double first_loss = 0;  // mean of the first 10 % of steps
+  double last_loss = 0;   // mean of the last 10 %
+  double train_seconds = 0;
+  double total_seconds = 0;
+};
+
+absl::StatusOr<TrainReport> RunTraining(const TrainOptions& options);
+
+}  // namespace invad::tools
