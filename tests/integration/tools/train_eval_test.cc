@@ -1,0 +1,123 @@
+// invad-train as a library on tiny invad-datagen data: splits, checkpoints, resume, re-calibration.
+#include <filesystem>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "bundle/bundle.h"
+#include "bundle/files.h"
+#include "bundle/safetensors.h"
+#include "core/runtime/native.h"
+#include "tests/integration/tools/train_eval_util.h"
+#include "tests/testing/status_matchers.h"
+#include "tools/eval/evaluator.h"
+#include "tools/train/trainer.h"
+
+namespace invad::tools {
+namespace {
+
+using ::invad::testing::StatusIs;
+
+// The smallest model the trainer builds (64 px images resized to 32): filter bank, latent 4×4, DiT
+// 16 wide, 1 block.
+TrainOptions Tiny(const fs::path& data, const fs::path& out) {
+  TrainOptions o;
+  o.data = {data.string()};
+  o.out = out.string();
+  o.image_size = 32;
+  o.latent_size = 4;
+  o.filter_scales = {1.0f};
+  o.dit_hidden = 16;
+  o.dit_depth = 1;
+  o.dit_heads = 2;
+  o.steps = 12;
+  o.batch_size = 4;
+  o.allowed_steps = {1, 3};
+  o.threads = 1;
+  o.progress = false;
+  return o;
+}
+
+std::string Sha(const std::string& path) {
+  auto bytes = bundle::ReadFile(path);
+  EXPECT_OK(bytes.status());
+  return bytes.ok() ? bundle::Sha256Hex(*bytes) : "";
+}
+
+TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeights) {
+  const fs::path data = MakeData("resume_data", "wood", 64, 26, 2, 1);
+  // Uninterrupted.
+  TrainOptions o = Tiny(data, Fresh("resume_a"));
+  o.checkpoint_every = 4;
+  auto a = RunTraining(o);
+  ASSERT_OK(a);
+  EXPECT_EQ(a->train_images, 6);  // 26 − max(20, ⌈2.6⌉) held out
+  EXPECT_EQ(a->val_images, 20);
+  EXPECT_EQ(fs::path(a->version_dir).filename(), "1");
+  EXPECT_FALSE(fs::exists(fs::path(o.out) / ".checkpoint"));  // removed on success
+  // Stopped after 7 steps, then resumed.
+  TrainOptions p = Tiny(data, Fresh("resume_b"));
+  p.checkpoint_every = 4;
+  p.stop_after_steps = 7;
+  EXPECT_THAT(RunTraining(p), StatusIs(absl::StatusCode::kAborted, "resume to continue"));
+  ASSERT_TRUE(fs::exists(fs::path(p.out) / ".checkpoint" / "denoiser.safetensors"));
+  p.stop_after_steps = 0;
+  p.resume = true;
+  auto b = RunTraining(p);
+  ASSERT_OK(b);
+  EXPECT_EQ(Sha(a->version_dir + "/denoiser.safetensors"),
+            Sha(b->version_dir + "/denoiser.safetensors"));
+  // A checkpoint from other options is refused under --resume.
+  p.stop_after_steps = 5;
+  p.resume = false;
+  EXPECT_THAT(RunTraining(p), StatusIs(absl::StatusCode::kAborted));
+  p.stop_after_steps = 0;
+  p.resume = true;
+  p.seed = 7;
+  EXPECT_THAT(RunTraining(p), StatusIs(absl::StatusCode::kFailedPrecondition, "other data"));
+
+  // Re-calibration on other normal images: a new version, same weights, new statistics.
+  TrainOptions c;
+  c.calibrate_only = true;
+  c.model = o.out;
+  c.data = {(data / "test" / "good").string()};
+  c.allowed_steps = o.allowed_steps;
+  c.progress = false;
+  c.threads = 1;
+  auto r = RunTraining(c);
+  ASSERT_OK(r);
+  EXPECT_EQ(fs::path(r->version_dir).filename(), "2");
+  EXPECT_EQ(Sha(a->version_dir + "/denoiser.safetensors"),
+            Sha(r->version_dir + "/denoiser.safetensors"));
+  auto v1 = bundle::ReadBundle(a->version_dir);
+  auto v2 = bundle::ReadBundle(r->version_dir);
+  ASSERT_OK(v1);
+  ASSERT_OK(v2);
+  EXPECT_EQ(v2->config.metadata().at("recalibrated_from_version"), "1");
+  auto k3 = bundle::FindCalibration(v2->config, 3);
+  ASSERT_OK(k3);
+  EXPECT_EQ(k3->num_images, 2);
+  EXPECT_NE(k3->sq_norm.center, bundle::FindCalibration(v1->config, 3)->sq_norm.center);
+}
+
+TEST(TrainToolTest, UnreadableFilesAreSkippedAndTooFewImagesFail) {
+  const fs::path data = MakeData("skip_data", "tile", 64, 24, 1, 1);
+  std::ofstream(data / "train" / "good" / "broken.png") << "not a png";
+  TrainOptions o = Tiny(data, Fresh("skip_model"));
+  o.steps = 2;
+  auto r = RunTraining(o);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->skipped_files, 1);
+  EXPECT_EQ(r->train_images + r->val_images, 24);
+
+  const fs::path few = MakeData("few_data", "tile", 64, 20, 1, 1);
+  TrainOptions f = Tiny(few, Fresh("few_model"));
+  EXPECT_THAT(RunTraining(f), StatusIs(absl::StatusCode::kFailedPrecondition, "need at least 21"));
+  f.steps = 1;
+  f.epochs = 2;
+  EXPECT_THAT(RunTraining(f), StatusIs(absl::StatusCode::kInvalidArgument, "at most one"));
+}
+
+}  // namespace
+}  // namespace invad::tools
