@@ -160,6 +160,72 @@ std::string Safe(std::string s) {
   return s;
 }
 
+// The simple baseline docs/accuracy.md compares with: per pixel and channel, the mean and standard
+// deviation of the preprocessed normal training images; the map is the largest |x − μ|/σ over
+// channels, Gaussian-blurred (σ = 4 px at 256, scaled with the input); the image score its maximum.
+// σ gets a floor of a tenth of its mean over the image, so constant pixels do not explode.
+struct PixelGaussian {
+  int c = 0, h = 0, w = 0;
+  std::vector<float> mean, inv_std;
+
+  double Score(const float* x, std::vector<float>* map) const {
+    const size_t hw = static_cast<size_t>(h) * w;
+    map->assign(hw, 0.0f);
+    for (int ch = 0; ch < c; ++ch) {
+      for (size_t p = 0; p < hw; ++p) {
+        const size_t i = ch * hw + p;
+        (*map)[p] = std::max((*map)[p], std::abs(x[i] - mean[i]) * inv_std[i]);
+      }
+    }
+    cv::Mat m(h, w, CV_32F, map->data());
+    const double sigma = 4.0 * w / 256.0;
+    cv::GaussianBlur(m, m, cv::Size(0, 0), sigma, sigma, cv::BORDER_REFLECT);
+    return *std::max_element(map->begin(), map->end());
+  }
+};
+
+absl::StatusOr<std::map<std::string, PixelGaussian>> FitPixelGaussians(
+    const std::string& data, const preprocess::InputSpec& spec) {
+  INVAD_ASSIGN_OR_RETURN(std::vector<TrainImage> train, FindTrainImages(data));
+  std::map<std::string, std::vector<double>> sum, sq;
+  std::map<std::string, int> count;
+  const size_t n = static_cast<size_t>(spec.channels()) * spec.height * spec.width;
+  for (const TrainImage& t : train) {
+    auto x = preprocess::PreprocessFile(t.path, spec);
+    if (!x.ok()) continue;  // the trainer skips unreadable files the same way
+    std::vector<double>& s = sum[t.category];
+    std::vector<double>& q = sq[t.category];
+    s.resize(n);
+    q.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      s[i] += x->data()[i];
+      q[i] += static_cast<double>(x->data()[i]) * x->data()[i];
+    }
+    ++count[t.category];
+  }
+  std::map<std::string, PixelGaussian> out;
+  for (const auto& [cat, s] : sum) {
+    PixelGaussian g;
+    g.c = spec.channels();
+    g.h = spec.height;
+    g.w = spec.width;
+    g.mean.resize(n);
+    g.inv_std.resize(n);
+    const double cnt = count[cat];
+    std::vector<double> sd(n);
+    double mean_sd = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double m = s[i] / cnt;
+      g.mean[i] = static_cast<float>(m);
+      sd[i] = std::sqrt(std::max(0.0, sq.at(cat)[i] / cnt - m * m));
+      mean_sd += sd[i] / n;
+    }
+    for (size_t i = 0; i < n; ++i) g.inv_std[i] = static_cast<float>(1.0 / (sd[i] + 0.1 * mean_sd + 1e-6));
+    out[cat] = std::move(g);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string FormatMarkdown(const EvalReport& r, const EvalOptions& o) {
@@ -205,8 +271,8 @@ std::string FormatMarkdown(const EvalReport& r, const EvalOptions& o) {
 absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
   if (o.model.empty() || o.data.empty() || o.out.empty())
     return absl::InvalidArgumentError("--model, --data and --out are required");
-  if (o.mode != "inversion" && o.mode != "reconstruction")
-    return absl::InvalidArgumentError("--mode must be inversion or reconstruction");
+  if (o.mode != "inversion" && o.mode != "reconstruction" && o.mode != "pixel_gaussian")
+    return absl::InvalidArgumentError("--mode must be inversion, reconstruction or pixel_gaussian");
   if (o.batch_size < 1) return absl::InvalidArgumentError("--batch_size must be >= 1");
   INVAD_RETURN_IF_ERROR(core::ConfigureProcess(o.threads));
   const auto t_start = Clock::now();
@@ -214,9 +280,13 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
   const v1::ModelConfig& config = model.bundle.config;
   INVAD_ASSIGN_OR_RETURN(std::vector<TestImage> items, FindTestImages(o.data));
   const bool inversion = o.mode == "inversion";
+  const bool baseline = o.mode == "pixel_gaussian";
   const int k = inversion ? (o.steps > 0 ? o.steps : config.diffusion().default_steps()) : 0;
   core::ReconstructionOptions ro;
-  if (!inversion) {
+  std::map<std::string, PixelGaussian> gaussians;
+  if (baseline) {
+    INVAD_ASSIGN_OR_RETURN(gaussians, FitPixelGaussians(o.data, model.input));
+  } else if (!inversion) {
     ro.num_points = o.steps > 0 ? o.steps : 10;
     ro.noise_index = o.noise_index > 0 ? o.noise_index : std::min(7, ro.num_points - 1);
     INVAD_RETURN_IF_ERROR(ro.Validate());
@@ -241,10 +311,24 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
     }
     const auto t0 = Clock::now();
     Tensor z, maps;
-    INVAD_RETURN_IF_ERROR(model.pipeline->Encode(batch, &z));
     std::vector<double> scores(n);
     std::vector<core::LatentScore> latent_scores;
-    if (inversion) {
+    std::vector<std::vector<float>> up(n, std::vector<float>(static_cast<size_t>(h) * w));
+    if (baseline) {
+      for (size_t i = 0; i < n; ++i) {
+        auto g = gaussians.find(items[start + i].category);
+        if (g == gaussians.end()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "pixel_gaussian: no training images for category ", items[start + i].category));
+        }
+        scores[i] = g->second.Score(batch.sample(static_cast<int64_t>(i)), &up[i]);
+      }
+    } else {
+      INVAD_RETURN_IF_ERROR(model.pipeline->Encode(batch, &z));
+    }
+    if (baseline) {
+      // scored above
+    } else if (inversion) {
       INVAD_RETURN_IF_ERROR(model.pipeline->Invert(k, z));
       latent_scores = core::ScoreLatents(z, &maps);
     } else {
@@ -252,8 +336,7 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
                              core::Reconstruct(model.pipeline->denoiser(), schedule, ro, z, &maps));
       for (size_t i = 0; i < n; ++i) scores[i] = rs[i].mse;
     }
-    std::vector<std::vector<float>> up(n, std::vector<float>(static_cast<size_t>(h) * w));
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n && !baseline; ++i) {
       core::UpsampleBilinear(maps.sample(static_cast<int64_t>(i)), latent.height, latent.width,
                              up[i].data(), h, w);
     }
@@ -262,7 +345,9 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
       Scored s;
       s.item = items[start + i];
       s.map = std::move(up[i]);
-      if (inversion) {
+      if (baseline) {
+        s.score = scores[i];
+      } else if (inversion) {
         auto cal = bundle::FindCalibration(config, k, s.item.category);
         if (!cal.ok()) cal = bundle::FindCalibration(config, k, "");
         if (!cal.ok()) return cal.status();
@@ -293,7 +378,7 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
   r.images = static_cast<int>(scored.size());
   r.ms_per_image = 1e3 * model_seconds / std::max(1, r.images);
   r.images_per_second = r.images / std::max(total_seconds, 1e-9);
-  r.nfe = inversion ? k : ro.nfe();
+  r.nfe = baseline ? 0 : inversion ? k : ro.nfe();
   std::set<std::string> cats;
   for (const Scored& s : scored) cats.insert(s.item.category);
   for (const std::string& cat : cats) {

@@ -24,7 +24,9 @@ struct EvalOptions {
   std::string model;               // model folder (latest version) or version folder
   std::string data;                // category folder or multi-category root (MVTec layout)
   std::string out;                 // report folder (created)
-  std::string mode = "inversion";  // inversion | reconstruction
+  // inversion | reconstruction | pixel_gaussian (a simple baseline fitted on the data's
+  // <category>/train/good at the model's input resolution; the model gives only the input spec).
+  std::string mode = "inversion";
   int steps = 0;  // inversion: K (0 = the bundle's default); reconstruction: points S (0 = 10)
   int noise_index = 0;  // reconstruction: r (0 = 7, clipped to S−1)
   int batch_size = 16;

@@ -1,0 +1,306 @@
+#!/usr/bin/python3
+"""Reproduces docs/accuracy.md: the offline accuracy study of issue 3.
+
+Stages (each resumable: a run whose report.json exists is not repeated, so the study can span
+sessions; delete a run's folder to redo it):
+  data      invad-datagen, one data set for every stage.
+  campaign  encoder candidates x denoiser sizes, <= --campaign_budget s of training per run, K = 3;
+            picks the default by subtle-bucket accuracy per CPU-minute.
+  default   the product default (invad-train's defaults) per category with --budget s: the K table
+            (1, 2, 3, 5, 10, 50), the reconstruction baseline (S = 10, r = 1..9), the per-pixel
+            Gaussian baseline.
+  report    writes docs/accuracy.md from the reports.
+
+Usage: scripts/accuracy.py [--stages data,default,report] [--work build/accuracy] [--jobs 1]
+Binaries come from build/release (make test builds them).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "build", "release", "tools")
+DATAGEN = os.path.join(BIN, "datagen", "invad-datagen")
+TRAIN = os.path.join(BIN, "train", "invad-train")
+EVAL = os.path.join(BIN, "eval", "invad-eval")
+
+ENCODERS = ["filter_bank", "conv_random", "conv_ae"]
+DENOISERS = {"small": ["--dit_hidden", "64", "--dit_depth", "2", "--dit_heads", "4"],
+             "medium": ["--dit_hidden", "128", "--dit_depth", "3", "--dit_heads", "4"]}
+K_TABLE = [1, 2, 3, 5, 10, 50]
+RECON_POINTS = 10
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def run(cmd, log_path):
+    with open(log_path, "w") as f:
+        t0 = time.time()
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+        elapsed = time.time() - t0
+    if r.returncode != 0:
+        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}; see {log_path}")
+    return elapsed
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def latest_version(model_dir):
+    versions = [int(v) for v in os.listdir(model_dir) if v.isdigit()]
+    return os.path.join(model_dir, str(max(versions)))
+
+
+def train(work, name, data, args):
+    """Trains into work/models/<name> unless a version exists; returns (version dir, metadata)."""
+    model = os.path.join(work, "models", name)
+    if not (os.path.isdir(model) and any(v.isdigit() for v in os.listdir(model))):
+        os.makedirs(model, exist_ok=True)
+        log(f"train {name}")
+        run([TRAIN, "--data", data, "--out", model, "--progress=false", "--resume"] + args,
+            os.path.join(model, "train.log"))
+    version = latest_version(model)
+    meta = {}
+    with open(os.path.join(version, "config.pbtxt")) as f:
+        lines = f.read().split("metadata {")[1:]
+    for block in lines:
+        k = block.split('key: "')[1].split('"')[0]
+        v = block.split('value: "')[1].split('"')[0]
+        meta[k] = v
+    return version, meta
+
+
+def evaluate(work, name, model, data, args):
+    out = os.path.join(work, "reports", name)
+    report = os.path.join(out, "report.json")
+    if not os.path.exists(report):
+        os.makedirs(out, exist_ok=True)
+        log(f"eval {name}")
+        run([EVAL, "--model", model, "--data", data, "--out", out, "--progress=false",
+             "--overlays", "3"] + args, os.path.join(out, "eval.log"))
+    return read_json(report)
+
+
+def cat_metric(report, cat, bucket, metric):
+    v = report["categories"][cat].get(bucket, {}).get(metric)
+    return float("nan") if v is None else v
+
+
+def mean(values):
+    values = [v for v in values if v == v]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def stage_data(a):
+    data = os.path.join(a.work, "data")
+    if not os.path.isdir(data):
+        log("datagen")
+        run([DATAGEN, "--out", data, "--seed", str(a.seed), "--train", str(a.train),
+             "--test_good", "20", "--test_per_defect", "5", "--categories", a.categories],
+            os.path.join(a.work, "datagen.log"))
+    return data
+
+
+def stage_campaign(a, data):
+    rows = []
+    for enc in ENCODERS:
+        for size, dit in DENOISERS.items():
+            for cat in a.categories.split(","):
+                name = f"campaign_{enc}_{size}_{cat}"
+                model, meta = train(a.work, name, os.path.join(data, cat),
+                                    ["--encoder", enc, "--time_budget", str(a.campaign_budget),
+                                     "--allowed_steps", "3", "--seed", str(a.seed)] + dit)
+                rep = evaluate(a.work, name, model, os.path.join(data, cat), ["--steps", "3"])
+                rows.append({"encoder": enc, "denoiser": size, "category": cat,
+                             "train_s": float(meta.get("train_seconds", "nan")),
+                             "threads": int(meta.get("threads", "2")),
+                             "denoiser_steps": int(meta.get("denoiser_steps", "0")),
+                             "encoder_steps": int(meta.get("encoder_steps", "0")),
+                             "ms": rep["ms_per_image"], "images": rep["images"],
+                             "i_all": cat_metric(rep, cat, "all", "I-AUROC"),
+                             "i_subtle": cat_metric(rep, cat, "subtle", "I-AUROC"),
+                             "p_all": cat_metric(rep, cat, "all", "P-AUROC"),
+                             "p_subtle": cat_metric(rep, cat, "subtle", "P-AUROC")})
+    return rows
+
+
+def stage_default(a, data):
+    res = {}
+    for cat in a.categories.split(","):
+        d = os.path.join(data, cat)
+        model, meta = train(a.work, f"default_{cat}", d,
+                            ["--time_budget", str(a.budget), "--seed", str(a.seed),
+                             "--allowed_steps", ",".join(map(str, K_TABLE))])
+        r = {"meta": meta, "k": {}, "recon": {}}
+        for k in K_TABLE:
+            r["k"][k] = evaluate(a.work, f"default_{cat}_k{k}", model, d, ["--steps", str(k)])
+        for noise in range(1, RECON_POINTS):
+            r["recon"][noise] = evaluate(
+                a.work, f"default_{cat}_recon_r{noise}", model, d,
+                ["--mode", "reconstruction", "--steps", str(RECON_POINTS),
+                 "--noise_index", str(noise)])
+        r["baseline"] = evaluate(a.work, f"baseline_{cat}", model, d, ["--mode", "pixel_gaussian"])
+        res[cat] = r
+    return res
+
+
+def fmt(v, digits=3):
+    return "–" if v != v else f"{v:.{digits}f}"
+
+
+def write_report(a, campaign, default):
+    cats = a.categories.split(",")
+    out = []
+    w = out.append
+    w("# Accuracy (offline, synthetic data)\n")
+    w("Generated by `scripts/accuracy.py` (issue 3); every number below comes from its reports in "
+      f"`{os.path.relpath(a.work, ROOT)}/reports/`. Re-run: `make test` (builds the tools), then "
+      f"`scripts/accuracy.py --categories {a.categories} --budget {a.budget}`.\n")
+    w(f"Machine: {os.cpu_count()} cores, `OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '')}`. "
+      f"Data: `invad-datagen --seed {a.seed} --train {a.train} --test_good 20 --test_per_defect 5 "
+      f"--categories {a.categories}` (per category 20 normal and 30 defective test images, 12 of "
+      "them subtle: mean contrast <= 15 grey levels, area <= 0.5 %). Metrics: invad-eval (exact "
+      "AUROC/AP/F1max, AUPRO to FPR 0.3; pixel metrics at the network resolution). Buckets: "
+      "*subtle* = the normal test images plus the subtle defects; *all* = every test image.\n")
+    if default:
+        w("## The default model\n")
+        m0 = default[cats[0]]["meta"]
+        w(f"invad-train's defaults (encoder `{m0.get('encoder')}`, DiT width/depth from "
+          "`tools/train/trainer.h`), one model per category, `--time_budget "
+          f"{a.budget}` (<= 10 min on 2 cores), K = 3.\n")
+        w("| category | train images | denoiser steps | train s | I-AUROC | P-AUROC | AUPRO | "
+          "I-AUROC subtle | P-AUROC subtle | ms/img |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        keys = ["I-AUROC", "P-AUROC", "AUPRO"]
+        sums = {}
+        for c in cats:
+            r = default[c]["k"][3]
+            vals = [cat_metric(r, c, "all", k) for k in keys] + [
+                cat_metric(r, c, "subtle", "I-AUROC"), cat_metric(r, c, "subtle", "P-AUROC")]
+            for i, v in enumerate(vals):
+                sums.setdefault(i, []).append(v)
+            meta = default[c]["meta"]
+            w(f"| {c} | {meta.get('train_images')} | {meta.get('denoiser_steps')} | "
+              f"{meta.get('train_seconds')} | " + " | ".join(fmt(v) for v in vals) +
+              f" | {r['ms_per_image']:.1f} |")
+        w("| **mean** | | | | " + " | ".join(fmt(mean(sums[i])) for i in range(5)) + " | |\n")
+
+        w("## Against a simple baseline\n")
+        w("Per-pixel Gaussian (`invad-eval --mode pixel_gaussian`): mean and standard deviation of "
+          "every pixel over the category's normal training images, map = max over channels of "
+          "|x − μ|/σ blurred with σ = 4 px, image score = map maximum.\n")
+        w("| category | InvAD I-AUROC | baseline I-AUROC | InvAD P-AUROC | baseline P-AUROC | "
+          "InvAD subtle I-AUROC | baseline subtle I-AUROC |")
+        w("|---|---|---|---|---|---|---|")
+        for c in cats:
+            inv, base = default[c]["k"][3], default[c]["baseline"]
+            w(f"| {c} | {fmt(cat_metric(inv, c, 'all', 'I-AUROC'))} | "
+              f"{fmt(cat_metric(base, c, 'all', 'I-AUROC'))} | "
+              f"{fmt(cat_metric(inv, c, 'all', 'P-AUROC'))} | "
+              f"{fmt(cat_metric(base, c, 'all', 'P-AUROC'))} | "
+              f"{fmt(cat_metric(inv, c, 'subtle', 'I-AUROC'))} | "
+              f"{fmt(cat_metric(base, c, 'subtle', 'I-AUROC'))} |")
+        w("")
+
+        w("## Inversion steps K\n")
+        w("Mean over categories; every K calibrated at training time. ms/img is model time "
+          "(encode + K denoiser calls + scoring) at batch 16 on 2 threads.\n")
+        w("| K | I-AUROC | P-AUROC | subtle I-AUROC | ms/img |")
+        w("|---|---|---|---|---|")
+        for k in K_TABLE:
+            reps = [(c, default[c]["k"][k]) for c in cats]
+            w(f"| {k} | {fmt(mean([cat_metric(r, c, 'all', 'I-AUROC') for c, r in reps]))} | "
+              f"{fmt(mean([cat_metric(r, c, 'all', 'P-AUROC') for c, r in reps]))} | "
+              f"{fmt(mean([cat_metric(r, c, 'subtle', 'I-AUROC') for c, r in reps]))} | "
+              f"{mean([r['ms_per_image'] for _, r in reps]):.1f} |")
+        w("")
+
+        w("## Inversion against the reconstruction baseline\n")
+        w(f"Reconstruction (method.md §7, corrected variant): S = {RECON_POINTS} respaced points, "
+          "noise to index r, denoise back; NFE = r + 1. Same trained denoisers.\n")
+        w("| method | NFE | I-AUROC | P-AUROC | subtle I-AUROC |")
+        w("|---|---|---|---|---|")
+        recon = {}
+        for noise in range(1, RECON_POINTS):
+            reps = [(c, default[c]["recon"][noise]) for c in cats]
+            recon[noise] = (mean([cat_metric(r, c, 'all', 'I-AUROC') for c, r in reps]),
+                            mean([cat_metric(r, c, 'all', 'P-AUROC') for c, r in reps]),
+                            mean([cat_metric(r, c, 'subtle', 'I-AUROC') for c, r in reps]))
+        inv = {}
+        for k in K_TABLE:
+            reps = [(c, default[c]["k"][k]) for c in cats]
+            inv[k] = (mean([cat_metric(r, c, 'all', 'I-AUROC') for c, r in reps]),
+                      mean([cat_metric(r, c, 'all', 'P-AUROC') for c, r in reps]),
+                      mean([cat_metric(r, c, 'subtle', 'I-AUROC') for c, r in reps]))
+        w(f"| inversion K = 3 | 3 | {' | '.join(fmt(v) for v in inv[3])} |")
+        w(f"| reconstruction r = 2 (equal NFE) | 3 | {' | '.join(fmt(v) for v in recon[2])} |")
+        best_k = max(K_TABLE, key=lambda k: inv[k][0])
+        best_r = max(recon, key=lambda r: recon[r][0])
+        w(f"| inversion, best K = {best_k} | {best_k} | {' | '.join(fmt(v) for v in inv[best_k])} |")
+        w(f"| reconstruction, best r = {best_r} | {best_r + 1} | "
+          f"{' | '.join(fmt(v) for v in recon[best_r])} |")
+        w("\nEvery r: " + ", ".join(f"r={r}: {fmt(recon[r][0])}" for r in recon) + " (I-AUROC).\n")
+
+    if campaign:
+        w("## Encoder comparison (the default, chosen by measurement)\n")
+        w(f"Each run: one category, `--time_budget {a.campaign_budget}` of training (the "
+          "autoencoder gets a quarter of it), K = 3. CPU-minutes = training seconds × threads / 60 "
+          "+ scoring the test set. Value = (subtle I-AUROC − 0.5) per CPU-minute, the pick's "
+          "criterion; chance level scores 0.\n")
+        w("| encoder | denoiser | categories | I-AUROC | P-AUROC | subtle I-AUROC | subtle P-AUROC "
+          "| CPU-min | value |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        groups = {}
+        for row in campaign:
+            groups.setdefault((row["encoder"], row["denoiser"]), []).append(row)
+        best = None
+        for (enc, size), rows in groups.items():
+            cpu = mean([r["train_s"] * r["threads"] / 60 + r["ms"] * r["images"] / 1000 * r["threads"] / 60
+                        for r in rows])
+            sub = mean([r["i_subtle"] for r in rows])
+            value = (sub - 0.5) / cpu if cpu > 0 else float("nan")
+            if best is None or value > best[2]:
+                best = (enc, size, value)
+            w(f"| {enc} | {size} | {len(rows)} | {fmt(mean([r['i_all'] for r in rows]))} | "
+              f"{fmt(mean([r['p_all'] for r in rows]))} | {fmt(sub)} | "
+              f"{fmt(mean([r['p_subtle'] for r in rows]))} | {cpu:.2f} | {fmt(value)} |")
+        w(f"\nPick by the criterion: **{best[0]}**, {best[1]} denoiser.\n")
+        w("Denoisers: small = DiT width 64, depth 2; medium = width 128, depth 3 (4 heads, patch 1). "
+          "Encoders: `filter_bank` = Gaussian-derivative filter-bank statistics (no weights); "
+          "`conv_random` = the native conv encoder with fixed random weights; `conv_ae` = the same "
+          "encoder trained as an autoencoder on the normal images, then frozen.\n")
+    path = os.path.join(ROOT, "docs", "accuracy.md")
+    with open(path, "w") as f:
+        f.write("\n".join(out))
+    log(f"wrote {path}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--stages", default="data,default,campaign,report")
+    p.add_argument("--work", default=os.path.join(ROOT, "build", "accuracy"))
+    p.add_argument("--categories", default="grid,wood,carpet,washer")
+    p.add_argument("--budget", type=int, default=240, help="training seconds per default model")
+    p.add_argument("--campaign_budget", type=int, default=150, help="training seconds per campaign run")
+    p.add_argument("--train", type=int, default=120, help="normal training images per category")
+    p.add_argument("--seed", type=int, default=11)
+    a = p.parse_args()
+    a.work = os.path.abspath(a.work)
+    os.makedirs(a.work, exist_ok=True)
+    stages = a.stages.split(",")
+    data = stage_data(a)
+    default = stage_default(a, data) if "default" in stages or "report" in stages else None
+    campaign = stage_campaign(a, data) if "campaign" in stages else None
+    if "report" in stages:
+        write_report(a, campaign, default)
+
+
+if __name__ == "__main__":
+    main()
