@@ -58,10 +58,15 @@ def latest_version(model_dir):
     return os.path.join(model_dir, str(max(versions)))
 
 
+def trained(work, name):
+    model = os.path.join(work, "models", name)
+    return os.path.isdir(model) and any(v.isdigit() for v in os.listdir(model))
+
+
 def train(work, name, data, args):
     """Trains into work/models/<name> unless a version exists; returns (version dir, metadata)."""
     model = os.path.join(work, "models", name)
-    if not (os.path.isdir(model) and any(v.isdigit() for v in os.listdir(model))):
+    if not trained(work, name):
         os.makedirs(model, exist_ok=True)
         log(f"train {name}")
         run([TRAIN, "--data", data, "--out", model, "--progress=false", "--resume"] + args,
@@ -108,12 +113,16 @@ def stage_data(a):
     return data
 
 
-def stage_campaign(a, data):
+def stage_campaign(a, data, existing_only=False):
+    """existing_only: collect finished runs, train nothing (the report stage alone)."""
     rows = []
     for enc in ENCODERS:
         for size, dit in DENOISERS.items():
             for cat in a.categories.split(","):
                 name = f"campaign_{enc}_{size}_{cat}"
+                if existing_only and not os.path.exists(
+                        os.path.join(a.work, "reports", name, "report.json")):
+                    continue
                 model, meta = train(a.work, name, os.path.join(data, cat),
                                     ["--encoder", enc, "--time_budget", str(a.campaign_budget),
                                      "--allowed_steps", "3", "--seed", str(a.seed)] + dit)
@@ -249,6 +258,7 @@ def write_report(a, campaign, default):
         w("\nEvery r: " + ", ".join(f"r={r}: {fmt(recon[r][0])}" for r in recon) + " (I-AUROC).\n")
 
     if campaign:
+        total = len(ENCODERS) * len(DENOISERS) * len(cats)
         w("## Encoder comparison (the default, chosen by measurement)\n")
         w(f"Each run: one category, `--time_budget {a.campaign_budget}` of training (the "
           "autoencoder gets a quarter of it), K = 3. CPU-minutes = training seconds × threads / 60 "
@@ -271,7 +281,8 @@ def write_report(a, campaign, default):
             w(f"| {enc} | {size} | {len(rows)} | {fmt(mean([r['i_all'] for r in rows]))} | "
               f"{fmt(mean([r['p_all'] for r in rows]))} | {fmt(sub)} | "
               f"{fmt(mean([r['p_subtle'] for r in rows]))} | {cpu:.2f} | {fmt(value)} |")
-        w(f"\nPick by the criterion: **{best[0]}**, {best[1]} denoiser.\n")
+        w(f"\nPick by the criterion: **{best[0]}**, {best[1]} denoiser ({len(campaign)} of {total} "
+          "runs done; the script resumes the rest).\n")
         w("Denoisers: small = DiT width 64, depth 2; medium = width 128, depth 3 (4 heads, patch 1). "
           "Encoders: `filter_bank` = Gaussian-derivative filter-bank statistics (no weights); "
           "`conv_random` = the native conv encoder with fixed random weights; `conv_ae` = the same "
@@ -288,7 +299,7 @@ def main():
     p.add_argument("--work", default=os.path.join(ROOT, "build", "accuracy"))
     p.add_argument("--categories", default="grid,wood,carpet,washer")
     p.add_argument("--budget", type=int, default=240, help="training seconds per default model")
-    p.add_argument("--campaign_budget", type=int, default=150, help="training seconds per campaign run")
+    p.add_argument("--campaign_budget", type=int, default=120, help="training seconds per campaign run")
     p.add_argument("--train", type=int, default=120, help="normal training images per category")
     p.add_argument("--seed", type=int, default=11)
     a = p.parse_args()
@@ -297,7 +308,7 @@ def main():
     stages = a.stages.split(",")
     data = stage_data(a)
     default = stage_default(a, data) if "default" in stages or "report" in stages else None
-    campaign = stage_campaign(a, data) if "campaign" in stages else None
+    campaign = stage_campaign(a, data, existing_only="campaign" not in stages)
     if "report" in stages:
         write_report(a, campaign, default)
 

@@ -607,13 +607,16 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
   ck.save = [&](const core::DenoiserTrainState& st) {
     return bundle::WriteFile(state_path.string(), SerializeState(st));
   };
-  ProgressBar bar("denoiser", to.steps, "step");
   const int first_step = state ? state->step : 0;
+  ProgressBar bar("denoiser", to.steps - first_step, "step");
   auto trained = core::TrainDenoiser(
       dit, init, z0, schedule, to,
       [&](const core::TrainProgress& p) {
         if (o.progress && (p.step % 5 == 0 || p.step == p.steps))
-          bar.Update(p.step - first_step, absl::StrFormat("step %d loss %.4f", p.step, p.loss));
+          bar.Update(p.step - first_step,
+                     absl::StrFormat("step %d epoch %.1f loss %.4f %.0f samples/s", p.step,
+                                     static_cast<double>(p.step) * o.batch_size / z0.batch(),
+                                     p.loss, p.samples_per_second));
       },
       state.get(), ck);
   if (!trained.ok()) return trained.status();
