@@ -1,0 +1,362 @@
+// Batching benchmarks (issue 4), figures for docs/benchmarks.md via bench/run_batching_bench.sh:
+//   BM_SchedulerCapacity   tasks/s through the scheduler with a zero-cost runner (its overhead);
+//   BM_ClosedLoop          a real model behind the scheduler, C closed-loop clients: throughput,
+//                          p50/p99 latency, by mode (whole-request | step-level) and
+//                          max_batch_size;
+//   BM_OpenLoop            Poisson arrivals at 70 % of whole-request mode's measured peak, both
+//                          modes at the same offered load: p50/p99 latency.
+//
+//   build/release/bench/batching_bench [--threads=2] [--config=default|small|latent32p2]
+//       [--peak=TASKS_PER_S] [benchmark flags]
+//
+// Configurations are ones invad-train produces (flags in parentheses) with random weights, since
+// only their cost matters here:
+//   default     filter bank 256 px → 36×16×16, DiT width 128, depth 2, patch 1 (invad-train
+//   defaults) small       the same with DiT width 64, depth 2 (--dit_hidden 64) latent32p2  filter
+//   bank → 36×32×32, DiT width 128, depth 2, patch 2 (--latent_size 32
+//               --dit_patch 2)
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "benchmark/benchmark.h"
+
+#include "core/base/mutex.h"
+#include "core/batching/scheduler.h"
+#include "core/model/inversion.h"
+#include "core/runtime/native.h"
+#include "core/runtime/runtime.h"
+
+namespace invad::bench {
+namespace {
+
+struct Flags {
+  int threads = 2;
+  std::string config = "default";
+  double peak = 0;  // tasks/s for BM_OpenLoop; 0 = measure it first (closed loop, C = 32)
+} flags;
+
+// ---------------------------------------------------------------------------------------------
+// Zero-cost runner: the scheduler's own overhead.
+
+class NullRunner final : public core::BatchRunner {
+ public:
+  NullRunner() {
+    auto s = core::NoiseSchedule::Linear();
+    plan_ = *core::InversionPlan(*s, 3);
+  }
+  core::Shape input_shape() const override { return {1, 1, 1}; }
+  core::LatentShape latent_shape() const override { return {1, 1, 1}; }
+  absl::StatusOr<const std::vector<core::DdimCoefficients>*> Plan(int k) const override {
+    if (k != 3) return absl::InvalidArgumentError("k");
+    return &plan_;
+  }
+  absl::Status Encode(const core::Tensor& images, core::Tensor* z0) override {
+    z0->Resize({images.batch(), 1, 1, 1});
+    return absl::OkStatus();
+  }
+  absl::Status Step(absl::Span<const core::DdimCoefficients>, core::Tensor&) override {
+    return absl::OkStatus();
+  }
+
+ private:
+  std::vector<core::DdimCoefficients> plan_;
+};
+
+// Completion latch counting callbacks.
+class Latch {
+ public:
+  void Add(int n) {
+    core::MutexLock l(&mu_);
+    pending_ += n;
+  }
+  void Done() {
+    core::MutexLock l(&mu_);
+    if (--pending_ == 0) cv_.notify_all();
+  }
+  void Wait() {
+    core::MutexLock l(&mu_);
+    cv_.wait(mu_, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return pending_ == 0; });
+  }
+
+ private:
+  core::Mutex mu_;
+  core::CondVar cv_;
+  int64_t pending_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+void BM_SchedulerCapacity(benchmark::State& state) {
+  core::SchedulerOptions o;
+  o.max_batch_size = static_cast<int>(state.range(0));
+  o.max_queue_delay_us = 0;
+  o.max_queue_size = 1 << 20;
+  o.mode = state.range(1) ? core::BatchingMode::kStepLevel : core::BatchingMode::kWholeRequest;
+  std::vector<std::unique_ptr<core::BatchRunner>> runners;
+  runners.push_back(std::make_unique<NullRunner>());
+  auto s = core::ModelScheduler::Create(o, std::move(runners));
+  if (!s.ok()) {
+    state.SkipWithError(std::string(s.status().message()).c_str());
+    return;
+  }
+  constexpr int kTasks = 20000, kSubmitters = 2;
+  int64_t done = 0;
+  for (auto _ : state) {
+    Latch latch;
+    latch.Add(kTasks);
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < kSubmitters; ++t) {
+      submitters.emplace_back([&] {
+        for (int i = 0; i < kTasks / kSubmitters; ++i) {
+          core::Task task;
+          task.image = core::Tensor({1, 1, 1});
+          task.steps = 3;
+          task.done = [&latch](absl::StatusOr<core::TaskResult>) { latch.Done(); };
+          while (!(*s)->Submit(std::move(task)).ok()) {
+            // Only a full queue can refuse; the queue is 1M deep, so this never spins in practice.
+            task.image = core::Tensor({1, 1, 1});
+            task.steps = 3;
+            task.done = [&latch](absl::StatusOr<core::TaskResult>) { latch.Done(); };
+          }
+        }
+      });
+    }
+    for (auto& th : submitters) th.join();
+    latch.Wait();
+    done += kTasks;
+  }
+  state.counters["tasks_per_s"] =
+      benchmark::Counter(static_cast<double>(done), benchmark::Counter::kIsRate);
+  (*s)->Shutdown(absl::Seconds(1));
+}
+BENCHMARK(BM_SchedulerCapacity)
+    ->ArgsProduct({{1, 16}, {0, 1}})
+    ->ArgNames({"max_batch", "step_level"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------------------------------------
+// A real model behind the scheduler.
+
+struct ModelConfig {
+  int latent_size = 16;
+  int patch = 1;
+  int hidden = 128;
+  int depth = 2;
+};
+
+ModelConfig Config() {
+  ModelConfig c;
+  if (flags.config == "small") c.hidden = 64;
+  if (flags.config == "latent32p2") {
+    c.latent_size = 32;
+    c.patch = 2;
+  }
+  return c;
+}
+
+std::unique_ptr<core::BatchRunner> MakeRunner() {
+  const ModelConfig c = Config();
+  core::FilterBankConfig fb;
+  fb.latent_size = c.latent_size;
+  auto enc = core::CreateFilterBankEncoder(fb, {});
+  core::DitConfig dit;
+  dit.latent = fb.latent();
+  dit.patch_size = c.patch;
+  dit.hidden_size = c.hidden;
+  dit.depth = c.depth;
+  auto den =
+      core::CreateNativeDit(dit, core::InitDitWeights(dit, 1, /*zero_init_output=*/false), {});
+  auto pipeline =
+      core::Pipeline::Create(std::move(*enc), std::move(*den), *core::NoiseSchedule::Linear(), {3});
+  return core::MakePipelineRunner(std::move(*pipeline), {3, 256, 256});
+}
+
+struct LoadResult {
+  double throughput = 0;
+  double p50_ms = 0, p99_ms = 0, mean_batch = 0;
+};
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
+}
+
+// `clients` > 0: closed loop, each client waits for its answer before the next request.
+// `rate` > 0: open loop, Poisson arrivals at `rate` tasks/s from one thread.
+LoadResult RunLoad(core::ModelScheduler& s, int clients, double rate, double seconds) {
+  const core::Tensor image = [] {
+    core::Tensor t({3, 256, 256});
+    std::mt19937 rng(1);
+    std::normal_distribution<float> nd;
+    for (float& v : t.span()) v = nd(rng);
+    return t;
+  }();
+  core::Mutex mu;
+  std::vector<double> latencies;
+  std::vector<double> batch;
+  std::atomic<int64_t> completed{0};
+  const auto start = std::chrono::steady_clock::now();
+  const auto stop = start + std::chrono::duration<double>(seconds);
+  auto submit = [&](Latch* latch) {
+    core::Task t;
+    t.image = image;
+    t.steps = 3;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (latch) latch->Add(1);
+    t.done = [&, t0, latch](absl::StatusOr<core::TaskResult> r) {
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      {
+        core::MutexLock l(&mu);
+        latencies.push_back(ms);
+        if (r.ok()) batch.push_back(r->batch_sizes.back());
+      }
+      ++completed;
+      if (latch) latch->Done();
+    };
+    return s.Submit(std::move(t));
+  };
+  if (clients > 0) {
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c) {
+      threads.emplace_back([&] {
+        while (std::chrono::steady_clock::now() < stop) {
+          Latch one;
+          if (submit(&one).ok()) one.Wait();
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+  } else {
+    Latch all;
+    std::mt19937_64 rng(7);
+    std::exponential_distribution<double> gap(rate);
+    auto next = start;
+    while (next < stop) {
+      next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(gap(rng)));
+      std::this_thread::sleep_until(next);
+      (void)submit(&all);
+    }
+    all.Wait();
+  }
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  core::MutexLock l(&mu);
+  LoadResult r;
+  r.throughput = completed.load() / elapsed;
+  r.p50_ms = Percentile(latencies, 0.5);
+  r.p99_ms = Percentile(latencies, 0.99);
+  double sum = 0;
+  for (double b : batch) sum += b;
+  r.mean_batch = batch.empty() ? 0 : sum / batch.size();
+  return r;
+}
+
+std::unique_ptr<core::ModelScheduler> MakeScheduler(int max_batch, bool step_level) {
+  core::SchedulerOptions o;
+  o.max_batch_size = max_batch;
+  o.max_queue_delay_us = 2000;
+  o.mode = step_level ? core::BatchingMode::kStepLevel : core::BatchingMode::kWholeRequest;
+  std::vector<std::unique_ptr<core::BatchRunner>> runners;
+  runners.push_back(MakeRunner());
+  return *core::ModelScheduler::Create(o, std::move(runners));
+}
+
+void BM_ClosedLoop(benchmark::State& state) {
+  auto s = MakeScheduler(static_cast<int>(state.range(0)), state.range(1) != 0);
+  const int clients = static_cast<int>(state.range(2));
+  RunLoad(*s, 1, 0, 0.5);  // warm-up
+  LoadResult r;
+  for (auto _ : state) r = RunLoad(*s, clients, 0, 4.0);
+  state.counters["tasks_per_s"] = r.throughput;
+  state.counters["p50_ms"] = r.p50_ms;
+  state.counters["p99_ms"] = r.p99_ms;
+  state.counters["mean_batch"] = r.mean_batch;
+  s->Shutdown(absl::Seconds(10));
+}
+BENCHMARK(BM_ClosedLoop)
+    ->ArgsProduct({{1, 16}, {0, 1}, {1, 2, 4, 8, 16, 32}})
+    ->ArgNames({"max_batch", "step_level", "clients"})
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kSecond);
+
+void BM_OpenLoop(benchmark::State& state) {
+  const bool step = state.range(0) != 0;
+  // One offered load for both modes: 70 % of whole-request mode's closed-loop peak (32 clients),
+  // measured once per process unless --peak gives it.
+  static double peak = 0;
+  if (peak <= 0) {
+    peak = flags.peak;
+    if (peak <= 0) {
+      auto probe = MakeScheduler(16, false);
+      RunLoad(*probe, 1, 0, 0.5);
+      peak = RunLoad(*probe, 32, 0, 4.0).throughput;
+      probe->Shutdown(absl::Seconds(10));
+    }
+  }
+  auto s = MakeScheduler(16, step);
+  RunLoad(*s, 1, 0, 0.5);  // warm-up
+  const double rate = peak * state.range(1) / 100.0;
+  LoadResult r;
+  for (auto _ : state) r = RunLoad(*s, 0, rate, 8.0);
+  state.counters["offered_per_s"] = rate;
+  state.counters["tasks_per_s"] = r.throughput;
+  state.counters["p50_ms"] = r.p50_ms;
+  state.counters["p99_ms"] = r.p99_ms;
+  state.counters["mean_batch"] = r.mean_batch;
+  s->Shutdown(absl::Seconds(10));
+}
+BENCHMARK(BM_OpenLoop)
+    ->ArgsProduct({{0, 1}, {70}})
+    ->ArgNames({"step_level", "load_pct"})
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kSecond);
+
+bool TakeFlag(const char* arg, const char* name, std::string* value) {
+  const size_t n = std::strlen(name);
+  if (std::strncmp(arg, name, n) != 0 || arg[n] != '=') return false;
+  *value = arg + n + 1;
+  return true;
+}
+
+}  // namespace
+}  // namespace invad::bench
+
+int main(int argc, char** argv) {
+  using invad::bench::flags;
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    std::string v;
+    if (invad::bench::TakeFlag(argv[i], "--threads", &v)) {
+      flags.threads = std::atoi(v.c_str());
+    } else if (invad::bench::TakeFlag(argv[i], "--config", &v)) {
+      flags.config = v;
+    } else if (invad::bench::TakeFlag(argv[i], "--peak", &v)) {
+      flags.peak = std::atof(v.c_str());
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (!invad::core::ConfigureProcess(flags.threads).ok()) return 2;
+  benchmark::AddCustomContext("invad_threads", std::to_string(flags.threads));
+  benchmark::AddCustomContext("invad_config", flags.config);
+  const char* ct = std::getenv("OPENBLAS_CORETYPE");
+  benchmark::AddCustomContext("OPENBLAS_CORETYPE", ct ? ct : "(unset)");
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
