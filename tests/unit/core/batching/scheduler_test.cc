@@ -12,6 +12,7 @@
 
 #include "core/base/mutex.h"
 #include "tests/testing/fake_clock.h"
+#include "tests/testing/fakes.h"
 #include "tests/testing/status_matchers.h"
 
 namespace invad::core {
@@ -451,6 +452,67 @@ TEST(SchedulerConcurrencyTest, ManySubmittersTwoInstancesEveryTaskCompletesOnce)
     (*s)->Shutdown(absl::Seconds(1));
     EXPECT_EQ(results.size(), 200u);
     EXPECT_EQ((*s)->stats().ok, 200);
+  }
+}
+
+}  // namespace
+}  // namespace invad::core
+
+namespace invad::core {
+namespace {
+
+// The scheduler around a real Pipeline (fake models, no LibTorch): whatever the batching mode, a
+// task's z_T equals Pipeline::Invert on that image alone, with its own K.
+TEST(PipelineRunnerTest, BatchedResultsEqualUnbatchedInversionInBothModes) {
+  const LatentShape latent{3, 2, 2};
+  auto make_pipeline = [&] {
+    auto p = Pipeline::Create(std::make_unique<::invad::testing::PoolingEncoder>(latent),
+                              std::make_unique<::invad::testing::LinearDenoiser>(latent),
+                              *NoiseSchedule::Linear(), {1, 3, 5});
+    EXPECT_OK(p.status());
+    return std::move(*p);
+  };
+  std::vector<Tensor> images;
+  for (int i = 0; i < 9; ++i) {
+    Tensor t({3, 4, 4});
+    for (int64_t j = 0; j < t.numel(); ++j) t.data()[j] = std::sin(0.37f * (i + 1) * (j + 1));
+    images.push_back(std::move(t));
+  }
+  const int ks[] = {1, 3, 5};
+  for (BatchingMode mode : {BatchingMode::kWholeRequest, BatchingMode::kStepLevel}) {
+    SchedulerOptions o;
+    o.max_batch_size = 4;
+    o.max_queue_delay_us = 1000;
+    o.mode = mode;
+    std::vector<std::unique_ptr<BatchRunner>> runners;
+    runners.push_back(MakePipelineRunner(make_pipeline(), {3, 4, 4}));
+    auto s = ModelScheduler::Create(o, std::move(runners));
+    ASSERT_OK(s);
+    Collector results;
+    for (int i = 0; i < 9; ++i) {
+      Task t;
+      t.image = images[i];
+      t.steps = ks[i % 3];
+      t.done = results.For(i);
+      ASSERT_OK((*s)->Submit(std::move(t)));
+    }
+    ASSERT_TRUE(results.Wait(9));
+    auto reference = make_pipeline();
+    for (int i = 0; i < 9; ++i) {
+      Tensor one({1, 3, 4, 4},
+                 std::vector<float>(images[i].span().begin(), images[i].span().end()));
+      Tensor z;
+      ASSERT_OK(reference->Encode(one, &z));
+      ASSERT_OK(reference->Invert(ks[i % 3], z));
+      Tensor map;
+      const std::vector<LatentScore> want = ScoreLatents(z, &map);
+      auto got = results.Get(i);
+      ASSERT_OK(got);
+      EXPECT_NEAR(got->score.sq_norm, want[0].sq_norm, 1e-4 * (1 + want[0].sq_norm)) << i;
+      EXPECT_NEAR(got->score.diff, want[0].diff, 1e-4) << i;
+      for (int64_t j = 0; j < map.numel(); ++j)
+        EXPECT_NEAR(got->norm_map.data()[j], map.data()[j], 1e-4) << i;
+    }
   }
 }
 
