@@ -573,14 +573,19 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
           std::max(1, static_cast<int>(std::ceil(o.epochs * train_images.batch() / o.batch_size)));
     } else if (o.time_budget > 0) {
       // A short timing phase, converted once into a step count (recorded in the bundle).
-      to.steps = 5;
+      // Median step time of steps 3..10: robust to a transient stall (another process).
+      to.steps = 10;
       std::vector<double> stamps;
       const auto tt = Clock::now();
       INVAD_RETURN_IF_ERROR(
           core::TrainDenoiser(dit, init, z0, schedule, to, [&](const core::TrainProgress&) {
             stamps.push_back(Since(tt));
           }).status());
-      const double per_step = (stamps[4] - stamps[1]) / 3;
+      std::vector<double> durations;
+      for (size_t i = 2; i < stamps.size(); ++i) durations.push_back(stamps[i] - stamps[i - 1]);
+      std::nth_element(durations.begin(), durations.begin() + durations.size() / 2,
+                       durations.end());
+      const double per_step = durations[durations.size() / 2];
       const double left = o.time_budget - Since(t_train);
       run.timed_step_ms = per_step * 1e3;
       run.denoiser_steps =
