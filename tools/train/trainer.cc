@@ -484,7 +484,7 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
           if (o.encoder_steps > 0) {
             run.encoder_steps = o.encoder_steps;
           } else if (o.time_budget > 0) {
-            ao.steps = 3;
+            ao.steps = 8;  // median step time of steps 3..8
             std::vector<double> stamps;
             const auto tt = Clock::now();
             INVAD_RETURN_IF_ERROR(core::TrainConvAutoencoder(cc, weights, train_images, ao,
@@ -492,7 +492,10 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
                                                                stamps.push_back(Since(tt));
                                                              })
                                       .status());
-            const double per_step = (stamps[2] - stamps[0]) / 2;
+            std::vector<double> d;
+            for (size_t i = 2; i < stamps.size(); ++i) d.push_back(stamps[i] - stamps[i - 1]);
+            std::nth_element(d.begin(), d.begin() + d.size() / 2, d.end());
+            const double per_step = d[d.size() / 2];
             run.encoder_steps = std::clamp(
                 static_cast<int>(o.time_budget / 4 / std::max(per_step, 1e-6)), 10, 20000);
           } else {
@@ -586,7 +589,10 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
       std::nth_element(durations.begin(), durations.begin() + durations.size() / 2,
                        durations.end());
       const double per_step = durations[durations.size() / 2];
-      const double left = o.time_budget - Since(t_train);
+      // What is left of the budget, but never less than the denoiser's share (3/4 when an
+      // autoencoder trained first), so an encoder that overran its quarter cannot starve it.
+      const double share = o.encoder == "conv_ae" ? 0.75 * o.time_budget : o.time_budget;
+      const double left = std::max(o.time_budget - Since(t_train), share);
       run.timed_step_ms = per_step * 1e3;
       run.denoiser_steps =
           std::clamp(static_cast<int>(left / std::max(per_step, 1e-6)), 20, 10'000'000);
