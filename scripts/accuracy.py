@@ -132,6 +132,7 @@ def stage_campaign(a, data, existing_only=False):
                              "threads": int(meta.get("threads", "2")),
                              "denoiser_steps": int(meta.get("denoiser_steps", "0")),
                              "encoder_steps": int(meta.get("encoder_steps", "0")),
+                             "loss": float(meta.get("loss_last_tenth", "nan")),
                              "ms": rep["ms_per_image"], "images": rep["images"],
                              "i_all": cat_metric(rep, cat, "all", "I-AUROC"),
                              "i_subtle": cat_metric(rep, cat, "subtle", "I-AUROC"),
@@ -201,6 +202,14 @@ def write_report(a, campaign, default):
               f"{meta.get('train_seconds')} | " + " | ".join(fmt(v) for v in vals) +
               f" | {r['ms_per_image']:.1f} |")
         w("| **mean** | | | | " + " | ".join(fmt(mean(sums[i])) for i in range(5)) + " | |\n")
+        mi, mp = mean(sums[0]), mean(sums[1])
+        w(f"Issue 3's targets: mean I-AUROC >= 0.97 — **{'met' if mi >= 0.97 else 'not met'}** "
+          f"({fmt(mi)}); mean P-AUROC >= 0.95 — **{'met' if mp >= 0.95 else 'not met'}** "
+          f"({fmt(mp)}). The obvious defects are found in every category; the gap is the subtle "
+          "bucket (9–12 grey levels over 0.02–0.15 % of the image) on high-frequency or random "
+          "textures (grid, carpet) and on the pose-jittered object (washer): the filter-bank "
+          "statistics of a 16×16-pixel cell barely move for such a defect. See the encoder "
+          "comparison below for what has been tried.\n")
 
         w("## Against a simple baseline\n")
         w("Per-pixel Gaussian (`invad-eval --mode pixel_gaussian`): mean and standard deviation of "
@@ -265,9 +274,9 @@ def write_report(a, campaign, default):
           "autoencoder gets a quarter of it), K = 3. CPU-minutes = training seconds × threads / 60 "
           "+ scoring the test set. Value = (subtle I-AUROC − 0.5) per CPU-minute, the pick's "
           "criterion; chance level scores 0.\n")
-        w("| encoder | denoiser | categories | I-AUROC | P-AUROC | subtle I-AUROC | subtle P-AUROC "
-          "| CPU-min | value |")
-        w("|---|---|---|---|---|---|---|---|---|")
+        w("| encoder | denoiser | categories | encoder steps | denoiser steps | final ε-loss | I-AUROC "
+          "| P-AUROC | subtle I-AUROC | subtle P-AUROC | CPU-min | value |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         groups = {}
         for row in campaign:
             groups.setdefault((row["encoder"], row["denoiser"]), []).append(row)
@@ -279,7 +288,9 @@ def write_report(a, campaign, default):
             value = (sub - 0.5) / cpu if cpu > 0 else float("nan")
             if best is None or value > best[2]:
                 best = (enc, size, value)
-            w(f"| {enc} | {size} | {len(rows)} | {fmt(mean([r['i_all'] for r in rows]))} | "
+            w(f"| {enc} | {size} | {len(rows)} | {mean([r['encoder_steps'] for r in rows]):.0f} | "
+              f"{mean([r['denoiser_steps'] for r in rows]):.0f} | {fmt(mean([r['loss'] for r in rows]))} | "
+              f"{fmt(mean([r['i_all'] for r in rows]))} | "
               f"{fmt(mean([r['p_all'] for r in rows]))} | {fmt(sub)} | "
               f"{fmt(mean([r['p_subtle'] for r in rows]))} | {cpu:.2f} | {fmt(value)} |")
         w(f"\nPick by the criterion: **{best[0]}**, {best[1]} denoiser ({len(campaign)} of {total} "
@@ -287,7 +298,11 @@ def write_report(a, campaign, default):
         w("Denoisers: small = DiT width 64, depth 2; medium = width 128, depth 3 (4 heads, patch 1). "
           "Encoders: `filter_bank` = Gaussian-derivative filter-bank statistics (no weights); "
           "`conv_random` = the native conv encoder with fixed random weights; `conv_ae` = the same "
-          "encoder trained as an autoencoder on the normal images, then frozen.\n")
+          "encoder trained as an autoencoder on the normal images, then frozen. Final ε-loss = mean "
+          "training loss of the last tenth of the steps: the conv encoders' 224-channel latents "
+          "stay near 0.74 (the denoiser learns little of them), and the autoencoder gets few steps "
+          "of its quarter of the budget at 256 px — a fair rerun needs channel-matched conv "
+          "encoders and a longer autoencoder budget.\n")
     path = os.path.join(ROOT, "docs", "accuracy.md")
     with open(path, "w") as f:
         f.write("\n".join(out))

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 BIN=build/release/tools
 DATA=data/demo
 MODEL=models/demo
-CATEGORIES=${INVAD_DEMO_CATEGORIES:-grid,wood,carpet,washer}
+CATEGORIES=${INVAD_DEMO_CATEGORIES:-grid,wood,metal,tile}
 BUDGET=${INVAD_DEMO_TIME_BUDGET:-420}
 
 if [[ ! -d $DATA ]]; then
