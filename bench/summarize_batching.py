@@ -18,12 +18,13 @@ def args(name):
 
 def main(folder):
     cap = load(os.path.join(folder, "capacity.json"))
-    print("\n### Scheduler capacity (zero-cost runner, 2 submitting threads, median of 3)\n")
+    medians = [b for b in cap if b.get("aggregate_name") == "median"]
+    rows = medians or [b for b in cap if b.get("run_type") == "iteration"]
+    print("\n### Scheduler capacity (zero-cost runner, 2 submitting threads, "
+          f"{'median of repetitions' if medians else 'one run'})\n")
     print("| max_batch_size | mode | tasks/s |")
     print("|---|---|---|")
-    for b in cap:
-        if b.get("aggregate_name") != "median":
-            continue
+    for b in rows:
         a = args(b["name"])
         mode = "step-level" if a["step_level"] == "1" else "whole-request"
         print(f"| {a['max_batch']} | {mode} | {b['tasks_per_s']:,.0f} |")
