@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 
+#include "bench/bench_flags.h"
 #include "core/base/mutex.h"
 #include "core/batching/scheduler.h"
 #include "core/model/inversion.h"
@@ -272,16 +273,20 @@ std::unique_ptr<core::ModelScheduler> MakeScheduler(int max_batch, bool step_lev
   return *core::ModelScheduler::Create(o, std::move(runners));
 }
 
+void Report(benchmark::State& state, const LoadResult& r) {
+  state.counters["tasks_per_s"] = r.throughput;
+  state.counters["p50_ms"] = r.p50_ms;
+  state.counters["p99_ms"] = r.p99_ms;
+  state.counters["mean_batch"] = r.mean_batch;
+}
+
 void BM_ClosedLoop(benchmark::State& state) {
   auto s = MakeScheduler(static_cast<int>(state.range(0)), state.range(1) != 0);
   const int clients = static_cast<int>(state.range(2));
   RunLoad(*s, 1, 0, 0.5);  // warm-up
   LoadResult r;
   for (auto _ : state) r = RunLoad(*s, clients, 0, 4.0);
-  state.counters["tasks_per_s"] = r.throughput;
-  state.counters["p50_ms"] = r.p50_ms;
-  state.counters["p99_ms"] = r.p99_ms;
-  state.counters["mean_batch"] = r.mean_batch;
+  Report(state, r);
   s->Shutdown(absl::Seconds(10));
 }
 BENCHMARK(BM_ClosedLoop)
@@ -311,10 +316,7 @@ void BM_OpenLoop(benchmark::State& state) {
   LoadResult r;
   for (auto _ : state) r = RunLoad(*s, 0, rate, 8.0);
   state.counters["offered_per_s"] = rate;
-  state.counters["tasks_per_s"] = r.throughput;
-  state.counters["p50_ms"] = r.p50_ms;
-  state.counters["p99_ms"] = r.p99_ms;
-  state.counters["mean_batch"] = r.mean_batch;
+  Report(state, r);
   s->Shutdown(absl::Seconds(10));
 }
 BENCHMARK(BM_OpenLoop)
@@ -323,13 +325,6 @@ BENCHMARK(BM_OpenLoop)
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kSecond);
-
-bool TakeFlag(const char* arg, const char* name, std::string* value) {
-  const size_t n = std::strlen(name);
-  if (std::strncmp(arg, name, n) != 0 || arg[n] != '=') return false;
-  *value = arg + n + 1;
-  return true;
-}
 
 }  // namespace
 }  // namespace invad::bench

@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "benchmark/benchmark.h"
 
+#include "bench/bench_flags.h"
 #include "core/model/inversion.h"
 #include "core/runtime/native.h"
 #include "core/runtime/runtime.h"
@@ -231,13 +232,6 @@ BENCHMARK(BM_DenoiserCall)->Apply(Batches);
 BENCHMARK(BM_FullScoring)->Apply(Batches);
 BENCHMARK(BM_PlanPerCall)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PlanCached)->Unit(benchmark::kMicrosecond);
-
-bool TakeFlag(const char* arg, const char* name, std::string* value) {
-  const size_t n = std::strlen(name);
-  if (std::strncmp(arg, name, n) != 0 || arg[n] != '=') return false;
-  *value = arg + n + 1;
-  return true;
-}
 
 }  // namespace
 }  // namespace invad::bench

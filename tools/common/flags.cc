@@ -25,28 +25,33 @@ std::vector<std::string> RepeatedFlag(int argc, char** argv, const std::string& 
   return out;
 }
 
-absl::StatusOr<std::vector<int>> ParseIntList(const std::vector<std::string>& items,
-                                              const std::string& flag) {
-  std::vector<int> out;
+namespace {
+
+template <typename T, typename Parse>
+absl::StatusOr<std::vector<T>> ParseList(const std::vector<std::string>& items,
+                                         const std::string& flag, const char* what, Parse parse) {
+  std::vector<T> out;
   for (const std::string& s : items) {
-    int v;
-    if (!absl::SimpleAtoi(s, &v))
-      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", s, "' is not an integer"));
+    T v;
+    if (!parse(s, &v))
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", s, "' is not ", what));
     out.push_back(v);
   }
   return out;
 }
 
+}  // namespace
+
+absl::StatusOr<std::vector<int>> ParseIntList(const std::vector<std::string>& items,
+                                              const std::string& flag) {
+  return ParseList<int>(items, flag, "an integer",
+                        [](const std::string& s, int* v) { return absl::SimpleAtoi(s, v); });
+}
+
 absl::StatusOr<std::vector<float>> ParseFloatList(const std::vector<std::string>& items,
                                                   const std::string& flag) {
-  std::vector<float> out;
-  for (const std::string& s : items) {
-    float v;
-    if (!absl::SimpleAtof(s, &v))
-      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", s, "' is not a number"));
-    out.push_back(v);
-  }
-  return out;
+  return ParseList<float>(items, flag, "a number",
+                          [](const std::string& s, float* v) { return absl::SimpleAtof(s, v); });
 }
 
 }  // namespace invad::tools
