@@ -347,11 +347,5 @@ int main(int argc, char** argv) {
   if (!invad::core::ConfigureProcess(flags.threads).ok()) return 2;
   benchmark::AddCustomContext("invad_threads", std::to_string(flags.threads));
   benchmark::AddCustomContext("invad_config", flags.config);
-  const char* ct = std::getenv("OPENBLAS_CORETYPE");
-  benchmark::AddCustomContext("OPENBLAS_CORETYPE", ct ? ct : "(unset)");
-  int n = static_cast<int>(rest.size());
-  benchmark::Initialize(&n, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return invad::bench::RunBenchmarks(rest);
 }

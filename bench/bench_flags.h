@@ -1,9 +1,13 @@
-// Flag parsing shared by the benchmark binaries: `--name=value` arguments that are ours are taken
-// out before Google Benchmark sees the rest.
+// Shared by the benchmark binaries: flag parsing and the run itself. Flag parsing: `--name=value`
+// arguments that are ours are taken out before Google Benchmark sees the rest.
 #pragma once
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
 
 namespace invad::bench {
 
@@ -13,6 +17,17 @@ inline bool TakeFlag(const char* arg, const char* name, std::string* value) {
   if (std::strncmp(arg, name, n) != 0 || arg[n] != '=') return false;
   *value = arg + n + 1;
   return true;
+}
+
+// Records OPENBLAS_CORETYPE in the output's context, then runs the benchmarks `args` select.
+inline int RunBenchmarks(std::vector<char*> args) {
+  const char* ct = std::getenv("OPENBLAS_CORETYPE");
+  benchmark::AddCustomContext("OPENBLAS_CORETYPE", ct ? ct : "(unset)");
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace invad::bench

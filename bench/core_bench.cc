@@ -271,11 +271,5 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("invad_precision", invad::core::PrecisionName(flags.precision));
   benchmark::AddCustomContext(
       "invad_model", flags.encoder_torchscript.empty() ? flags.model : flags.encoder_torchscript);
-  const char* ct = std::getenv("OPENBLAS_CORETYPE");
-  benchmark::AddCustomContext("OPENBLAS_CORETYPE", ct ? ct : "(unset)");
-  int n = static_cast<int>(rest.size());
-  benchmark::Initialize(&n, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return invad::bench::RunBenchmarks(rest);
 }
