@@ -220,7 +220,8 @@ absl::StatusOr<std::map<std::string, PixelGaussian>> FitPixelGaussians(
       sd[i] = std::sqrt(std::max(0.0, sq.at(cat)[i] / cnt - m * m));
       mean_sd += sd[i] / n;
     }
-    for (size_t i = 0; i < n; ++i) g.inv_std[i] = static_cast<float>(1.0 / (sd[i] + 0.1 * mean_sd + 1e-6));
+    for (size_t i = 0; i < n; ++i)
+      g.inv_std[i] = static_cast<float>(1.0 / (sd[i] + 0.1 * mean_sd + 1e-6));
     out[cat] = std::move(g);
   }
   return out;

@@ -21,9 +21,9 @@
 namespace invad::tools {
 
 struct EvalOptions {
-  std::string model;               // model folder (latest version) or version folder
-  std::string data;                // category folder or multi-category root (MVTec layout)
-  std::string out;                 // report folder (created)
+  std::string model;  // model folder (latest version) or version folder
+  std::string data;   // category folder or multi-category root (MVTec layout)
+  std::string out;    // report folder (created)
   // inversion | reconstruction | pixel_gaussian (a simple baseline fitted on the data's
   // <category>/train/good at the model's input resolution; the model gives only the input spec).
   std::string mode = "inversion";

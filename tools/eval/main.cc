@@ -15,8 +15,10 @@
 ABSL_FLAG(std::string, model, "", "Model folder (its latest version) or one version folder.");
 ABSL_FLAG(std::string, data, "", "Category folder or multi-category root in the MVTec AD layout.");
 ABSL_FLAG(std::string, out, "", "Report folder: report.json, report.md, overlays/.");
-ABSL_FLAG(std::string, mode, "inversion", "inversion (InvAD), reconstruction (the diffusion baseline) or pixel_gaussian (a per-pixel "
-          "Gaussian fitted on <category>/train/good: the simple baseline).");
+ABSL_FLAG(
+    std::string, mode, "inversion",
+    "inversion (InvAD), reconstruction (the diffusion baseline) or pixel_gaussian (a per-pixel "
+    "Gaussian fitted on <category>/train/good: the simple baseline).");
 ABSL_FLAG(int, steps, 0,
           "inversion: K (0 = the bundle's default); reconstruction: respaced points S (0 = 10).");
 ABSL_FLAG(int, noise_index, 0, "reconstruction: noise level index r in [1, S-1] (0 = 7).");
