@@ -3,6 +3,7 @@
 //   BM_ClosedLoop          a real model behind the scheduler, C closed-loop clients: throughput,
 //                          p50/p99 latency, by mode (whole-request | step-level) and
 //                          max_batch_size;
+//   BM_ModelCall           one encoder or denoiser call by batch size (per-image cost);
 //   BM_OpenLoop            Poisson arrivals at 70 % of whole-request mode's measured peak, both
 //                          modes at the same offered load: p50/p99 latency.
 //
@@ -179,6 +180,34 @@ std::unique_ptr<core::BatchRunner> MakeRunner() {
       core::Pipeline::Create(std::move(*enc), std::move(*den), *core::NoiseSchedule::Linear(), {3});
   return core::MakePipelineRunner(std::move(*pipeline), {3, 256, 256});
 }
+
+// One model call of the configuration, by kind and batch size: where batching gains or loses.
+void BM_ModelCall(benchmark::State& state) {
+  auto runner = MakeRunner();
+  const bool denoise = state.range(0) != 0;
+  const int64_t b = state.range(1);
+  core::Tensor images({b, 3, 256, 256});
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd;
+  for (float& v : images.span()) v = nd(rng);
+  core::Tensor z0;
+  if (!runner->Encode(images, &z0).ok()) return state.SkipWithError("encode failed");
+  const std::vector<core::DdimCoefficients> coefs(b, (**runner->Plan(3))[1]);
+  for (auto _ : state) {
+    if (denoise) {
+      core::Tensor z = z0;
+      benchmark::DoNotOptimize(runner->Step(coefs, z));
+    } else {
+      benchmark::DoNotOptimize(runner->Encode(images, &z0));
+    }
+  }
+  state.counters["images"] = static_cast<double>(b);  // per-image cost = time / images
+}
+BENCHMARK(BM_ModelCall)
+    ->ArgsProduct({{0, 1}, {1, 4, 16}})
+    ->ArgNames({"denoise", "batch"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 struct LoadResult {
   double throughput = 0;
