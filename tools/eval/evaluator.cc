@@ -326,20 +326,19 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
       }
     } else {
       INVAD_RETURN_IF_ERROR(model.pipeline->Encode(batch, &z));
-    }
-    if (baseline) {
-      // scored above
-    } else if (inversion) {
-      INVAD_RETURN_IF_ERROR(model.pipeline->Invert(k, z));
-      latent_scores = core::ScoreLatents(z, &maps);
-    } else {
-      INVAD_ASSIGN_OR_RETURN(std::vector<core::ReconstructionScore> rs,
-                             core::Reconstruct(model.pipeline->denoiser(), schedule, ro, z, &maps));
-      for (size_t i = 0; i < n; ++i) scores[i] = rs[i].mse;
-    }
-    for (size_t i = 0; i < n && !baseline; ++i) {
-      core::UpsampleBilinear(maps.sample(static_cast<int64_t>(i)), latent.height, latent.width,
-                             up[i].data(), h, w);
+      if (inversion) {
+        INVAD_RETURN_IF_ERROR(model.pipeline->Invert(k, z));
+        latent_scores = core::ScoreLatents(z, &maps);
+      } else {
+        INVAD_ASSIGN_OR_RETURN(
+            std::vector<core::ReconstructionScore> rs,
+            core::Reconstruct(model.pipeline->denoiser(), schedule, ro, z, &maps));
+        for (size_t i = 0; i < n; ++i) scores[i] = rs[i].mse;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        core::UpsampleBilinear(maps.sample(static_cast<int64_t>(i)), latent.height, latent.width,
+                               up[i].data(), h, w);
+      }
     }
     model_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     for (size_t i = 0; i < n; ++i) {

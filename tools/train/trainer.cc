@@ -589,10 +589,10 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
       std::nth_element(durations.begin(), durations.begin() + durations.size() / 2,
                        durations.end());
       const double per_step = durations[durations.size() / 2];
-      // What is left of the budget, but never less than the denoiser's share (3/4 when an
-      // autoencoder trained first), so an encoder that overran its quarter cannot starve it.
-      const double share = o.encoder == "conv_ae" ? 0.75 * o.time_budget : o.time_budget;
-      const double left = std::max(o.time_budget - Since(t_train), share);
+      // What is left of the budget; after an autoencoder, never less than the denoiser's three
+      // quarters, so an encoder that overran its quarter cannot starve it.
+      double left = o.time_budget - Since(t_train);
+      if (o.encoder == "conv_ae") left = std::max(left, 0.75 * o.time_budget);
       run.timed_step_ms = per_step * 1e3;
       run.denoiser_steps =
           std::clamp(static_cast<int>(left / std::max(per_step, 1e-6)), 20, 10'000'000);
