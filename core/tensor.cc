@@ -1,8 +1,10 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -19,25 +21,95 @@ std::string ShapeToString(const Shape& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
 }
 
-Tensor::Tensor(Shape shape) : shape_(std::move(shape)), data_(NumElements(shape_), 0.0f) {}
+Tensor::Tensor(Shape shape)
+    : shape_(std::move(shape)), numel_(NumElements(shape_)), owned_(numel_, 0.0f) {}
 
 Tensor::Tensor(Shape shape, std::vector<float> data)
-    : shape_(std::move(shape)), data_(std::move(data)) {
-  if (static_cast<int64_t>(data_.size()) != NumElements(shape_)) {
-    std::fprintf(stderr, "Tensor: %zu values for shape %s\n", data_.size(),
+    : shape_(std::move(shape)), numel_(NumElements(shape_)), owned_(std::move(data)) {
+  if (static_cast<int64_t>(owned_.size()) != numel_) {
+    std::fprintf(stderr, "Tensor: %zu values for shape %s\n", owned_.size(),
                  ShapeToString(shape_).c_str());
     std::abort();
   }
 }
 
+absl::StatusOr<Tensor> Tensor::Allocate(HostAllocator& allocator, Shape shape, int64_t capacity) {
+  const int64_t n = NumElements(shape);
+  capacity = std::max(capacity, n);
+  std::shared_ptr<void> mem = allocator.Allocate(static_cast<size_t>(capacity) * sizeof(float));
+  if (mem == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the ", std::string(allocator.name()), " host allocator could not provide ",
+                     static_cast<int64_t>(capacity * sizeof(float)), " bytes"));
+  }
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.numel_ = n;
+  t.external_ = std::static_pointer_cast<float>(std::move(mem));
+  t.external_capacity_ = capacity;
+  t.allocator_ = &allocator;
+  return t;
+}
+
+Tensor::Tensor(const Tensor& other)
+    : shape_(other.shape_),
+      numel_(other.numel_),
+      owned_(other.data(), other.data() + other.numel_) {}
+
+Tensor& Tensor::operator=(const Tensor& other) {
+  if (this != &other) *this = Tensor(other);
+  return *this;
+}
+
+Tensor::Tensor(Tensor&& other) noexcept
+    : shape_(std::move(other.shape_)),
+      numel_(std::exchange(other.numel_, 0)),
+      owned_(std::move(other.owned_)),
+      external_(std::move(other.external_)),
+      external_capacity_(std::exchange(other.external_capacity_, 0)),
+      allocator_(std::exchange(other.allocator_, nullptr)) {
+  other.shape_.clear();
+  other.owned_.clear();
+}
+
+Tensor& Tensor::operator=(Tensor&& other) noexcept {
+  if (this != &other) {
+    shape_ = std::move(other.shape_);
+    numel_ = std::exchange(other.numel_, 0);
+    owned_ = std::move(other.owned_);
+    external_ = std::move(other.external_);
+    external_capacity_ = std::exchange(other.external_capacity_, 0);
+    allocator_ = std::exchange(other.allocator_, nullptr);
+    other.shape_.clear();
+    other.owned_.clear();
+  }
+  return *this;
+}
+
 int64_t Tensor::sample_numel() const {
   if (shape_.empty() || shape_[0] == 0) return 0;
-  return numel() / shape_[0];
+  return numel_ / shape_[0];
 }
 
 void Tensor::Resize(Shape shape) {
+  const int64_t n = NumElements(shape);
   shape_ = std::move(shape);
-  data_.resize(NumElements(shape_));
+  numel_ = n;
+  if (!external_) {
+    owned_.resize(n);
+    return;
+  }
+  if (n <= external_capacity_) return;
+  // Grow from the same allocator; out of host memory is fatal here, as it is for std::vector.
+  std::shared_ptr<void> mem = allocator_->Allocate(static_cast<size_t>(n) * sizeof(float));
+  if (mem == nullptr) {
+    std::fprintf(stderr, "Tensor: the %s host allocator could not provide %lld bytes\n",
+                 std::string(allocator_->name()).c_str(),
+                 static_cast<long long>(n * sizeof(float)));
+    std::abort();
+  }
+  external_ = std::static_pointer_cast<float>(std::move(mem));
+  external_capacity_ = n;
 }
 
 Tensor Tensor::Slice(int64_t start, int64_t count) const {

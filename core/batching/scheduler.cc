@@ -47,7 +47,9 @@ struct ModelScheduler::Slot {
 struct ModelScheduler::Instance {
   std::unique_ptr<BatchRunner> runner;
   std::vector<Slot> active;  // step-level mode: tasks in flight
-  Tensor images, z, zsub;    // reused batch buffers
+  // Batch inputs, from the injected HostAllocator with room for max_batch_size (allocated once):
+  // images for encoder calls, zsub for denoiser calls. z: the encoder's output.
+  Tensor images, z, zsub;
   std::thread thread;
 };
 
@@ -63,8 +65,9 @@ ModelScheduler::ModelScheduler(const SchedulerOptions& options, SchedulerObserve
 
 absl::StatusOr<std::unique_ptr<ModelScheduler>> ModelScheduler::Create(
     const SchedulerOptions& options, std::vector<std::unique_ptr<BatchRunner>> runners,
-    SchedulerObserver* observer, Clock* clock) {
+    SchedulerObserver* observer, Clock* clock, HostAllocator* allocator) {
   if (absl::Status s = options.Validate(); !s.ok()) return s;
+  if (allocator == nullptr) allocator = &CpuHostAllocator();
   if (static_cast<int>(runners.size()) != options.instances) {
     return absl::InvalidArgumentError(
         absl::StrCat(runners.size(), " runners for ", options.instances, " instances"));
@@ -80,9 +83,20 @@ absl::StatusOr<std::unique_ptr<ModelScheduler>> ModelScheduler::Create(
   s->input_shape_ = runners[0]->input_shape();
   s->latent_ = runners[0]->latent_shape();
   s->plans_ = runners[0].get();
+  const int64_t max_batch = options.max_batch_size;
+  Shape images = s->input_shape_;
+  images.insert(images.begin(), max_batch);
+  const Shape latents = {max_batch, s->latent_.channels, s->latent_.height, s->latent_.width};
   for (auto& r : runners) {
     auto inst = std::make_unique<Instance>();
     inst->runner = std::move(r);
+    const std::pair<Tensor*, const Shape*> buffers[] = {{&inst->images, &images},
+                                                        {&inst->zsub, &latents}};
+    for (auto [buffer, shape] : buffers) {
+      absl::StatusOr<Tensor> t = Tensor::Allocate(*allocator, *shape, NumElements(*shape));
+      if (!t.ok()) return t.status();
+      *buffer = *std::move(t);
+    }
     s->instances_.push_back(std::move(inst));
   }
   for (auto& inst : s->instances_) {

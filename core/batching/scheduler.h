@@ -44,6 +44,7 @@
 #include "core/batching/options.h"
 #include "core/batching/runner.h"
 #include "core/batching/task.h"
+#include "core/host_allocator.h"
 
 namespace invad::core {
 
@@ -80,11 +81,15 @@ struct SchedulerStats {
 
 class ModelScheduler {
  public:
-  // One runner per instance (options.instances of them). `observer` and `clock` must outlive the
-  // scheduler; null observer = none.
+  // One runner per instance (options.instances of them). `observer`, `clock` and `allocator` must
+  // outlive the scheduler; null observer = none. Batch inputs are assembled in buffers from
+  // `allocator` (null = CpuHostAllocator(); the runtime's HostAllocatorFor() gives pinned memory
+  // for CUDA models), allocated here for max_batch_size per instance: ResourceExhausted if it
+  // cannot.
   static absl::StatusOr<std::unique_ptr<ModelScheduler>> Create(
       const SchedulerOptions& options, std::vector<std::unique_ptr<BatchRunner>> runners,
-      SchedulerObserver* observer = nullptr, Clock* clock = &RealClock());
+      SchedulerObserver* observer = nullptr, Clock* clock = &RealClock(),
+      HostAllocator* allocator = nullptr);
   // Shutdown(zero drain) if not shut down yet.
   ~ModelScheduler();
   ModelScheduler(const ModelScheduler&) = delete;

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 
+#include "core/host_allocator.h"
 #include "core/model/model.h"
 
 namespace invad::core {
@@ -41,6 +42,12 @@ absl::Status CheckRuntimeOptions(const RuntimeOptions& options);
 
 // Whether this LibTorch build can use CUDA devices now.
 bool CudaAvailable();
+
+// Host memory for batch buffers of models on `options.device`: ordinary aligned memory for the
+// CPU (CpuHostAllocator()), page-locked memory from LibTorch's CUDA host allocator for cuda:N
+// (fast, asynchronous host-to-device copies). A process-wide instance, never destroyed; errors as
+// CheckRuntimeOptions.
+absl::StatusOr<HostAllocator*> HostAllocatorFor(const RuntimeOptions& options);
 
 // Process-wide LibTorch threads (platform.md P4: the default is 1 on our VMs). Call once at
 // startup, before any model runs. Values <= 0 leave the setting unchanged.

@@ -108,6 +108,35 @@ absl::Status CheckRuntimeOptions(const RuntimeOptions& options) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Page-locked host memory through LibTorch (torch::empty with pinned_memory), so this file needs
+// no CUDA headers; the tensor lives as long as the returned pointer.
+class PinnedHostAllocator final : public HostAllocator {
+ public:
+  std::shared_ptr<void> Allocate(size_t bytes) override {
+    try {
+      torch::Tensor t =
+          torch::empty({static_cast<int64_t>(bytes == 0 ? 1 : bytes)},
+                       torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+      void* p = t.data_ptr();
+      return std::shared_ptr<void>(p, [t](void*) mutable { t = torch::Tensor(); });
+    } catch (const std::exception&) {
+      return nullptr;
+    }
+  }
+  std::string_view name() const override { return "cuda-pinned"; }
+};
+
+}  // namespace
+
+absl::StatusOr<HostAllocator*> HostAllocatorFor(const RuntimeOptions& options) {
+  if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
+  if (!internal::ParseDevice(options.device)->is_cuda()) return &CpuHostAllocator();
+  static auto* pinned = new PinnedHostAllocator;
+  return pinned;
+}
+
 absl::Status ConfigureTorchThreads(int intra_op_threads, int inter_op_threads) {
   return Guarded("configuring LibTorch threads", [&] {
     if (intra_op_threads > 0) at::set_num_threads(intra_op_threads);

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 
 #include "core/base/mutex.h"
+#include "tests/testing/fake_allocator.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/fakes.h"
 #include "tests/testing/status_matchers.h"
@@ -41,7 +42,8 @@ class FakeRunner final : public BatchRunner {
     return &it->second;
   }
   absl::Status Encode(const Tensor& images, Tensor* z0) override {
-    const int call = Record("encode", images.batch(), {});
+    const int call =
+        Record("encode", images.batch(), {}, images.data(), images.numel() * sizeof(float));
     if (hook) hook("encode", call);
     clock_->Advance(latency_);
     if (fail_encode_call == call) return absl::InternalError("injected encoder failure");
@@ -54,7 +56,7 @@ class FakeRunner final : public BatchRunner {
   absl::Status Step(absl::Span<const DdimCoefficients> coefs, Tensor& z) override {
     std::vector<int> ts;
     for (const auto& c : coefs) ts.push_back(c.timestep);
-    const int call = Record("step", z.batch(), ts);
+    const int call = Record("step", z.batch(), ts, z.data(), z.numel() * sizeof(float));
     if (hook) hook("step", call);
     clock_->Advance(latency_);
     if (fail_step_call == call) return absl::InternalError("injected denoiser failure");
@@ -66,6 +68,8 @@ class FakeRunner final : public BatchRunner {
     std::string kind;
     int64_t batch;
     std::vector<int> timesteps;
+    const void* input = nullptr;  // the batch buffer the call read
+    size_t input_bytes = 0;
   };
   std::vector<Call> calls() {
     MutexLock l(&mu_);
@@ -77,9 +81,10 @@ class FakeRunner final : public BatchRunner {
   int fail_step_call = -1;
 
  private:
-  int Record(const std::string& kind, int64_t batch, std::vector<int> ts) {
+  int Record(const std::string& kind, int64_t batch, std::vector<int> ts, const void* input,
+             size_t input_bytes) {
     MutexLock l(&mu_);
-    calls_.push_back({kind, batch, std::move(ts)});
+    calls_.push_back({kind, batch, std::move(ts), input, input_bytes});
     return static_cast<int>(calls_.size()) - 1;
   }
   FakeClock* clock_;
@@ -421,6 +426,56 @@ TEST(SchedulerCreateTest, RejectsBadOptionsAndRunnerCounts) {
   o.max_batch_size = 0;
   EXPECT_THAT(ModelScheduler::Create(o, {}, nullptr, &clock),
               StatusIs(absl::StatusCode::kInvalidArgument, "max_batch_size"));
+}
+
+TEST(SchedulerAllocatorTest, BatchesAreAssembledInBuffersFromTheInjectedAllocator) {
+  FakeClock clock;
+  invad::testing::RecordingAllocator alloc;
+  for (BatchingMode mode : {BatchingMode::kWholeRequest, BatchingMode::kStepLevel}) {
+    SchedulerOptions o;
+    o.max_batch_size = 4;
+    o.max_queue_delay_us = 0;
+    o.instances = 2;
+    o.mode = mode;
+    std::vector<FakeRunner*> fakes;
+    std::vector<std::unique_ptr<BatchRunner>> runners;
+    for (int i = 0; i < o.instances; ++i) {
+      auto r = std::make_unique<FakeRunner>(&clock, absl::ZeroDuration());
+      fakes.push_back(r.get());
+      runners.push_back(std::move(r));
+    }
+    const int before = alloc.allocations();
+    auto s = ModelScheduler::Create(o, std::move(runners), nullptr, &clock, &alloc);
+    ASSERT_OK(s.status());
+    // Two buffers (encoder and denoiser inputs) per instance, sized for max_batch_size, at once.
+    EXPECT_EQ(alloc.allocations() - before, 2 * o.instances);
+    Collector results;
+    constexpr int kTasks = 20;
+    for (int i = 0; i < kTasks; ++i) ASSERT_OK((*s)->Submit(MakeTask(i, 3, results)));
+    ASSERT_TRUE(results.Wait(kTasks));
+    for (int i = 0; i < kTasks; ++i) EXPECT_OK(results.Get(i).status());
+    (*s)->Shutdown(absl::ZeroDuration());
+    EXPECT_EQ(alloc.allocations() - before, 2 * o.instances) << "no allocation per batch";
+    int calls = 0;
+    for (FakeRunner* f : fakes) {
+      for (const FakeRunner::Call& c : f->calls()) {
+        ++calls;
+        EXPECT_TRUE(alloc.Contains(c.input, c.input_bytes)) << c.kind << " input not from it";
+      }
+    }
+    EXPECT_GE(calls, 2 * kTasks / o.max_batch_size);
+  }
+}
+
+TEST(SchedulerAllocatorTest, CreateFailsWhenTheAllocatorIsOutOfMemory) {
+  FakeClock clock;
+  invad::testing::RecordingAllocator alloc;
+  alloc.set_fail(true);
+  std::vector<std::unique_ptr<BatchRunner>> runners;
+  runners.push_back(std::make_unique<FakeRunner>(&clock, absl::ZeroDuration()));
+  EXPECT_THAT(
+      ModelScheduler::Create(SchedulerOptions(), std::move(runners), nullptr, &clock, &alloc),
+      StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
 TEST(SchedulerConcurrencyTest, ManySubmittersTwoInstancesEveryTaskCompletesOnce) {

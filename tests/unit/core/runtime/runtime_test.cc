@@ -3,6 +3,7 @@
 #include "core/runtime/runtime.h"
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -185,6 +186,23 @@ TEST(RuntimeOptionsTest, DeviceAndPrecisionAreChecked) {
   }
   EXPECT_THAT(ParsePrecision("int8"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(*ParsePrecision("bf16"), Precision::kBf16);
+}
+
+TEST(HostAllocatorTest, CpuModelsGetOrdinaryMemoryCudaModelsPinnedOrAClearError) {
+  absl::StatusOr<HostAllocator*> cpu = HostAllocatorFor({.device = "cpu"});
+  ASSERT_OK(cpu.status());
+  EXPECT_EQ(*cpu, &CpuHostAllocator());
+  absl::StatusOr<HostAllocator*> cuda = HostAllocatorFor({.device = "cuda:0"});
+  if (!CudaAvailable()) {
+    EXPECT_THAT(cuda, StatusIs(absl::StatusCode::kFailedPrecondition, "no CUDA"));
+    return;
+  }
+  ASSERT_OK(cuda.status());
+  EXPECT_EQ((*cuda)->name(), "cuda-pinned");
+  std::shared_ptr<void> p = (*cuda)->Allocate(1 << 20);
+  ASSERT_NE(p, nullptr);
+  std::memset(p.get(), 1, 1 << 20);
+  EXPECT_THAT(HostAllocatorFor({.device = "gpu"}), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(RuntimeThreadsTest, IntraOpThreadsAreSetExplicitly) {
