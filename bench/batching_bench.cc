@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -31,6 +32,7 @@
 #include "benchmark/benchmark.h"
 
 #include "bench/bench_flags.h"
+#include "bundle/bundle.h"
 #include "core/base/mutex.h"
 #include "core/batching/scheduler.h"
 #include "core/model/inversion.h"
@@ -44,6 +46,9 @@ struct Flags {
   int threads = 2;
   std::string config = "default";
   double peak = 0;  // tasks/s for BM_OpenLoop; 0 = measure it first (closed loop, C = 32)
+  int image_size = 0, latent_size = 0, hidden = 0, depth = 0, patch = 0;  // 0: the preset's
+  bool bf16 = false;  // --precision=bf16: the denoiser in bfloat16
+  std::string model;  // --model=DIR: a bundle written by invad-train instead of a preset
 } flags;
 
 // ---------------------------------------------------------------------------------------------
@@ -145,12 +150,14 @@ BENCHMARK(BM_SchedulerCapacity)
 // A real model behind the scheduler.
 
 struct ModelConfig {
+  int image_size = 256;
   int latent_size = 16;
   int patch = 1;
   int hidden = 128;
   int depth = 2;
 };
 
+// Presets, then any of --image_size, --latent_size, --dit_hidden, --dit_depth, --dit_patch.
 ModelConfig Config() {
   ModelConfig c;
   if (flags.config == "small") c.hidden = 64;
@@ -158,12 +165,31 @@ ModelConfig Config() {
     c.latent_size = 32;
     c.patch = 2;
   }
+  if (flags.config == "compact") {
+    c.image_size = 128;
+    c.latent_size = 8;
+  }
+  if (flags.image_size > 0) c.image_size = flags.image_size;
+  if (flags.latent_size > 0) c.latent_size = flags.latent_size;
+  if (flags.hidden > 0) c.hidden = flags.hidden;
+  if (flags.depth > 0) c.depth = flags.depth;
+  if (flags.patch > 0) c.patch = flags.patch;
   return c;
 }
 
 std::unique_ptr<core::BatchRunner> MakeRunner() {
+  if (!flags.model.empty()) {
+    auto m = bundle::LoadModel(flags.model);
+    if (!m.ok()) {
+      std::fprintf(stderr, "--model: %s\n", std::string(m.status().message()).c_str());
+      std::exit(2);
+    }
+    const preprocess::InputSpec& in = m->input;
+    return core::MakePipelineRunner(std::move(m->pipeline), {in.channels(), in.height, in.width});
+  }
   const ModelConfig c = Config();
   core::FilterBankConfig fb;
+  fb.input_size = c.image_size;
   fb.latent_size = c.latent_size;
   auto enc = core::CreateFilterBankEncoder(fb, {});
   core::DitConfig dit;
@@ -171,11 +197,22 @@ std::unique_ptr<core::BatchRunner> MakeRunner() {
   dit.patch_size = c.patch;
   dit.hidden_size = c.hidden;
   dit.depth = c.depth;
+  core::RuntimeOptions ro;
+  if (flags.bf16) ro.precision = core::Precision::kBf16;
   auto den =
-      core::CreateNativeDit(dit, core::InitDitWeights(dit, 1, /*zero_init_output=*/false), {});
+      core::CreateNativeDit(dit, core::InitDitWeights(dit, 1, /*zero_init_output=*/false), ro);
   auto pipeline =
       core::Pipeline::Create(std::move(*enc), std::move(*den), *core::NoiseSchedule::Linear(), {3});
-  return core::MakePipelineRunner(std::move(*pipeline), {3, 256, 256});
+  return core::MakePipelineRunner(std::move(*pipeline), {3, c.image_size, c.image_size});
+}
+
+core::Tensor RandomImages(int64_t b) {
+  static const core::Shape shape = MakeRunner()->input_shape();
+  core::Tensor t({b, shape[0], shape[1], shape[2]});
+  std::mt19937 rng(static_cast<uint32_t>(b));
+  std::normal_distribution<float> nd;
+  for (float& v : t.span()) v = nd(rng);
+  return t;
 }
 
 // One model call of the configuration, by kind and batch size: where batching gains or loses.
@@ -183,10 +220,7 @@ void BM_ModelCall(benchmark::State& state) {
   auto runner = MakeRunner();
   const bool denoise = state.range(0) != 0;
   const int64_t b = state.range(1);
-  core::Tensor images({b, 3, 256, 256});
-  std::mt19937 rng(2);
-  std::normal_distribution<float> nd;
-  for (float& v : images.span()) v = nd(rng);
+  core::Tensor images = RandomImages(b);
   core::Tensor z0;
   if (!runner->Encode(images, &z0).ok()) return state.SkipWithError("encode failed");
   const std::vector<core::DdimCoefficients> coefs(b, (**runner->Plan(3))[1]);
@@ -209,7 +243,33 @@ BENCHMARK(BM_ModelCall)
 struct LoadResult {
   double throughput = 0;
   double p50_ms = 0, p99_ms = 0, mean_batch = 0;
+  double busy = 0;               // fraction of wall time inside model calls
+  double call_ms_per_image = 0;  // model-call time per completed image (encoder + K steps)
 };
+
+// Sums model-call time, so a figure can separate slow calls from time lost around them.
+class CallTimer final : public core::SchedulerObserver {
+ public:
+  void OnModelCall(core::CallKind, int, absl::Duration compute, bool) override {
+    core::MutexLock l(&mu_);
+    total_ += compute;
+  }
+  absl::Duration Take() {
+    core::MutexLock l(&mu_);
+    absl::Duration t = total_;
+    total_ = absl::ZeroDuration();
+    return t;
+  }
+
+ private:
+  core::Mutex mu_;
+  absl::Duration total_ ABSL_GUARDED_BY(mu_);
+};
+
+CallTimer& Timer() {
+  static auto* t = new CallTimer;
+  return *t;
+}
 
 double Percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -220,17 +280,13 @@ double Percentile(std::vector<double> v, double q) {
 // `clients` > 0: closed loop, each client waits for its answer before the next request.
 // `rate` > 0: open loop, Poisson arrivals at `rate` tasks/s from one thread.
 LoadResult RunLoad(core::ModelScheduler& s, int clients, double rate, double seconds) {
-  const core::Tensor image = [] {
-    core::Tensor t({3, 256, 256});
-    std::mt19937 rng(1);
-    std::normal_distribution<float> nd;
-    for (float& v : t.span()) v = nd(rng);
-    return t;
-  }();
+  core::Tensor image = RandomImages(1);
+  image.Resize({image.dim(1), image.dim(2), image.dim(3)});
   core::Mutex mu;
   std::vector<double> latencies;
   std::vector<double> batch;
   std::atomic<int64_t> completed{0};
+  Timer().Take();
   const auto start = std::chrono::steady_clock::now();
   const auto stop = start + std::chrono::duration<double>(seconds);
   auto submit = [&](Latch* latch) {
@@ -286,6 +342,9 @@ LoadResult RunLoad(core::ModelScheduler& s, int clients, double rate, double sec
   double sum = 0;
   for (double b : batch) sum += b;
   r.mean_batch = batch.empty() ? 0 : sum / batch.size();
+  const double call_s = absl::ToDoubleSeconds(Timer().Take());
+  r.busy = call_s / elapsed;
+  r.call_ms_per_image = completed.load() > 0 ? 1e3 * call_s / completed.load() : 0;
   return r;
 }
 
@@ -296,7 +355,7 @@ std::unique_ptr<core::ModelScheduler> MakeScheduler(int max_batch, bool step_lev
   o.mode = step_level ? core::BatchingMode::kStepLevel : core::BatchingMode::kWholeRequest;
   std::vector<std::unique_ptr<core::BatchRunner>> runners;
   runners.push_back(MakeRunner());
-  return *core::ModelScheduler::Create(o, std::move(runners));
+  return *core::ModelScheduler::Create(o, std::move(runners), &Timer());
 }
 
 void Report(benchmark::State& state, const LoadResult& r) {
@@ -304,6 +363,8 @@ void Report(benchmark::State& state, const LoadResult& r) {
   state.counters["p50_ms"] = r.p50_ms;
   state.counters["p99_ms"] = r.p99_ms;
   state.counters["mean_batch"] = r.mean_batch;
+  state.counters["busy"] = r.busy;
+  state.counters["call_ms_per_img"] = r.call_ms_per_image;
 }
 
 void BM_ClosedLoop(benchmark::State& state) {
@@ -366,6 +427,20 @@ int main(int argc, char** argv) {
       flags.config = v;
     } else if (invad::bench::TakeFlag(argv[i], "--peak", &v)) {
       flags.peak = std::atof(v.c_str());
+    } else if (invad::bench::TakeFlag(argv[i], "--model", &v)) {
+      flags.model = v;
+    } else if (invad::bench::TakeFlag(argv[i], "--precision", &v)) {
+      flags.bf16 = v == "bf16";
+    } else if (invad::bench::TakeFlag(argv[i], "--image_size", &v)) {
+      flags.image_size = std::atoi(v.c_str());
+    } else if (invad::bench::TakeFlag(argv[i], "--latent_size", &v)) {
+      flags.latent_size = std::atoi(v.c_str());
+    } else if (invad::bench::TakeFlag(argv[i], "--dit_hidden", &v)) {
+      flags.hidden = std::atoi(v.c_str());
+    } else if (invad::bench::TakeFlag(argv[i], "--dit_depth", &v)) {
+      flags.depth = std::atoi(v.c_str());
+    } else if (invad::bench::TakeFlag(argv[i], "--dit_patch", &v)) {
+      flags.patch = std::atoi(v.c_str());
     } else {
       rest.push_back(argv[i]);
     }
