@@ -1,0 +1,123 @@
+// invad-server: serves every model of a model repository over gRPC (docs/serving.md).
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+#include "core/runtime/runtime.h"
+#include "server/server.h"
+
+ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051", "host:port for the gRPC API.");
+ABSL_FLAG(std::string, model_repository, "models",
+          "Model repository: <repo>/<name>/<version>/ (a folder written by invad-train --out "
+          "<repo>/<name> is served as model <name>).");
+ABSL_FLAG(std::string, device, "cpu", "cpu or cuda[:N].");
+ABSL_FLAG(int, intra_op_threads, 0, "LibTorch intra-op threads, server-wide (0: one per core).");
+ABSL_FLAG(int, instances, 1, "Model instances (execution threads) per model version.");
+ABSL_FLAG(int, max_batch_size, 16, "Largest batch of one model call.");
+ABSL_FLAG(int64_t, max_queue_delay_us, 2000, "Longest wait for a fuller batch (microseconds).");
+ABSL_FLAG(int, max_queue_size, 256, "Queued tasks per model before RESOURCE_EXHAUSTED.");
+ABSL_FLAG(std::string, batching_mode, "whole", "whole (whole-request) or step (step-level).");
+ABSL_FLAG(bool, admission_control, false,
+          "Reject at once (DEADLINE_EXCEEDED) what the queue cannot serve before its deadline.");
+ABSL_FLAG(absl::Duration, default_timeout, absl::Seconds(30), "Deadline of calls without one.");
+ABSL_FLAG(int, max_stream_in_flight, 32, "Unanswered frames per ScoreStream before reading stops.");
+ABSL_FLAG(int, max_message_bytes, 64 << 20,
+          "Largest request message (gRPC answers larger ones RESOURCE_EXHAUSTED).");
+ABSL_FLAG(int64_t, max_pixels, 100'000'000, "Largest decoded image, width x height.");
+ABSL_FLAG(absl::Duration, drain_grace_period, absl::Seconds(20),
+          "On SIGTERM/SIGINT: time for in-flight work before the server stops.");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
+          "Close client connections after this age so scale-outs rebalance (0: never).");
+ABSL_FLAG(bool, reflection, true, "gRPC server reflection.");
+ABSL_FLAG(bool, version, false, "Print the version and exit.");
+
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+void OnSignal(int sig) { g_signal = sig; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves anomaly detection models over gRPC.\n  invad-server --model_repository=models");
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_version)) {
+    std::printf("invad-server %s\n", INVAD_VERSION);
+    return 0;
+  }
+  if (absl::Status s = invad::core::ConfigureProcess(absl::GetFlag(FLAGS_intra_op_threads));
+      !s.ok()) {
+    std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  invad::server::ServerOptions o;
+  o.grpc_address = absl::GetFlag(FLAGS_grpc_address);
+  o.repository.root = absl::GetFlag(FLAGS_model_repository);
+  o.repository.device = absl::GetFlag(FLAGS_device);
+  invad::core::SchedulerOptions& b = o.repository.scheduler;
+  b.instances = absl::GetFlag(FLAGS_instances);
+  b.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  b.max_queue_delay_us = absl::GetFlag(FLAGS_max_queue_delay_us);
+  b.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
+  b.admission_control = absl::GetFlag(FLAGS_admission_control);
+  b.default_timeout = absl::GetFlag(FLAGS_default_timeout);
+  const std::string mode = absl::GetFlag(FLAGS_batching_mode);
+  if (mode != "whole" && mode != "step") {
+    std::fprintf(stderr, "invad-server: --batching_mode must be whole or step, not %s\n",
+                 mode.c_str());
+    return 2;
+  }
+  b.mode = mode == "step" ? invad::core::BatchingMode::kStepLevel
+                          : invad::core::BatchingMode::kWholeRequest;
+  if (absl::Status s = b.Validate(); !s.ok()) {
+    std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  o.service.max_stream_in_flight = absl::GetFlag(FLAGS_max_stream_in_flight);
+  o.service.limits.decode.max_pixels = absl::GetFlag(FLAGS_max_pixels);
+  o.service.limits.decode.max_encoded_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  o.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  o.reflection = absl::GetFlag(FLAGS_reflection);
+  o.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  invad::server::Server server(o);
+  if (absl::Status s = server.Start(); !s.ok()) {
+    std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  std::fprintf(stderr,
+               "invad-server: listening on port %d; loading %s (device %s, %d intra-op threads)\n",
+               server.port(), o.repository.root.c_str(), o.repository.device.c_str(),
+               invad::core::TorchIntraOpThreads());
+  if (absl::Status s = server.LoadModels(); !s.ok()) {
+    std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  for (const auto& m : server.repository().List().models()) {
+    for (const auto& v : m.versions()) {
+      std::fprintf(stderr, "invad-server: model %s version %lld %s%s%s\n", m.name().c_str(),
+                   static_cast<long long>(v.version()),
+                   invad::v1::VersionInfo::State_Name(v.state()).c_str(),
+                   v.error().empty() ? "" : ": ", v.error().c_str());
+    }
+  }
+  std::fprintf(
+      stderr, "invad-server: %s\n",
+      server.repository().Ready() ? "ready" : "no model is ready (health \"\" NOT_SERVING)");
+  while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::fprintf(stderr, "invad-server: signal %d, draining (grace %s)\n", static_cast<int>(g_signal),
+               absl::FormatDuration(absl::GetFlag(FLAGS_drain_grace_period)).c_str());
+  server.Drain(absl::GetFlag(FLAGS_drain_grace_period));
+  std::fprintf(stderr, "invad-server: stopped\n");
+  return 0;
+}

@@ -1,0 +1,36 @@
+// File: server/scoring.h
+//
+// The request path shared by Score, ScoreStream (and the KServe adapter): validate a ScoreRequest,
+// decode and preprocess its image with the shared preprocessing library, submit it to the model's
+// scheduler with the call's deadline and cancellation flag, and turn the core's result into a
+// ScoreResponse (calibrated score, verdict, regions, map). No gRPC types here beyond the messages.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+#include "invad/v1/inference.pb.h"
+#include "preprocess/preprocess.h"
+#include "server/model_repository.h"
+
+namespace invad::server {
+
+struct ScoringLimits {
+  preprocess::DecodeLimits decode;  // encoded size and pixel count, checked before allocating
+};
+
+using ScoreCallback = std::function<void(absl::StatusOr<v1::ScoreResponse>)>;
+
+// Starts scoring `request`. A non-OK return means rejected at once (bad input, unknown model,
+// queue full, ...) and `done` is never called; otherwise `done` is called exactly once, from a
+// scheduler thread. `received` is when the server got the request (for timings.total_us).
+absl::Status StartScore(const ModelRepository& repo, const v1::ScoreRequest& request,
+                        const ScoringLimits& limits, absl::Time deadline,
+                        std::shared_ptr<std::atomic<bool>> cancelled, absl::Time received,
+                        ScoreCallback done);
+
+}  // namespace invad::server

@@ -1,0 +1,222 @@
+#include "server/service.h"
+
+#include <deque>
+#include <memory>
+#include <utility>
+
+#include "absl/time/clock.h"
+
+#include "core/base/mutex.h"
+#include "server/status.h"
+
+namespace invad::server {
+namespace {
+
+absl::Time Deadline(const grpc::CallbackServerContext* ctx) {
+  const auto d = ctx->deadline();
+  if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(d);
+}
+
+// Unary Score: finishes from the scheduler's callback; OnCancel marks the task cancelled so the
+// scheduler drops it before its next model call.
+class ScoreReactor final : public grpc::ServerUnaryReactor {
+ public:
+  ScoreReactor(AnomalyDetectionService* service, grpc::CallbackServerContext* ctx,
+               const v1::ScoreRequest* request, v1::ScoreResponse* response)
+      : cancelled_(std::make_shared<std::atomic<bool>>(false)) {
+    const absl::Time received = absl::Now();
+    absl::Status s =
+        StartScore(service->repo(), *request, service->options().limits, Deadline(ctx), cancelled_,
+                   received, [this, response](absl::StatusOr<v1::ScoreResponse> r) {
+                     if (!r.ok()) return Finish(ToGrpcStatus(r.status()));
+                     *response = *std::move(r);
+                     Finish(grpc::Status::OK);
+                   });
+    if (!s.ok()) Finish(ToGrpcStatus(s));
+  }
+  void OnCancel() override { cancelled_->store(true); }
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+};
+
+// ScoreStream: frames are scored concurrently (they batch together) and answered in arrival
+// order. At most max_stream_in_flight frames are unanswered; beyond that the reactor stops
+// reading, so a fast producer is held back by HTTP/2 flow control instead of server memory.
+class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse> {
+ public:
+  StreamReactor(AnomalyDetectionService* service, grpc::CallbackServerContext* ctx)
+      : service_(service), ctx_(ctx), cancelled_(std::make_shared<std::atomic<bool>>(false)) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      {
+        core::MutexLock l(&mu_);
+        reads_done_ = true;
+      }
+      Pump();
+      return;
+    }
+    const absl::Time received = absl::Now();
+    std::shared_ptr<Frame> frame;
+    {
+      core::MutexLock l(&mu_);
+      frame = std::make_shared<Frame>();
+      frame->response.set_sequence(next_sequence_++);
+      *frame->response.mutable_correlation() = request_.correlation();
+      frames_.push_back(frame);
+      ++outstanding_;
+    }
+    absl::Status s = StartScore(
+        service_->repo(), request_, service_->options().limits, Deadline(ctx_), cancelled_,
+        received,
+        [this, frame](absl::StatusOr<v1::ScoreResponse> r) { Complete(*frame, std::move(r)); });
+    if (!s.ok()) Complete(*frame, s);
+    bool read_more;
+    {
+      core::MutexLock l(&mu_);
+      read_more = static_cast<int>(frames_.size()) < service_->options().max_stream_in_flight;
+      read_paused_ = !read_more;
+    }
+    if (read_more) StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      core::MutexLock l(&mu_);
+      writing_ = false;
+      frames_.pop_front();
+      if (!ok) broken_ = true;
+    }
+    Pump();
+  }
+
+  void OnCancel() override { cancelled_->store(true); }
+
+  void OnDone() override {
+    bool last;
+    {
+      core::MutexLock l(&mu_);
+      done_ = true;
+      last = outstanding_ == 0;
+    }
+    if (last) delete this;
+  }
+
+ private:
+  struct Frame {
+    bool ready = false;
+    v1::ScoreResponse response;
+  };
+
+  void Complete(Frame& frame, absl::StatusOr<v1::ScoreResponse> r) {
+    bool last;
+    {
+      core::MutexLock l(&mu_);
+      const uint64_t sequence = frame.response.sequence();
+      if (r.ok()) {
+        frame.response = *std::move(r);
+        frame.response.set_sequence(sequence);
+      } else {
+        frame.response.mutable_error()->set_code(static_cast<int>(r.status().code()));
+        frame.response.mutable_error()->set_message(std::string(r.status().message()));
+      }
+      frame.ready = true;
+      --outstanding_;
+      last = done_ && outstanding_ == 0;
+    }
+    if (last) {
+      delete this;
+      return;
+    }
+    Pump();
+  }
+
+  // Starts the next in-order write, resumes reading, or finishes; the gRPC calls happen outside
+  // the lock.
+  void Pump() {
+    const v1::ScoreResponse* write = nullptr;
+    bool resume_read = false, finish = false;
+    {
+      core::MutexLock l(&mu_);
+      if (done_ || finished_) return;
+      if (broken_) {
+        finished_ = true;
+        finish = true;
+      } else {
+        if (!writing_ && !frames_.empty() && frames_.front()->ready) {
+          writing_ = true;
+          write = &frames_.front()->response;
+        }
+        if (read_paused_ && !reads_done_ &&
+            static_cast<int>(frames_.size()) < service_->options().max_stream_in_flight) {
+          read_paused_ = false;
+          resume_read = true;
+        }
+        if (reads_done_ && frames_.empty() && !writing_) {
+          finished_ = true;
+          finish = true;
+        }
+      }
+    }
+    if (write != nullptr) StartWrite(write);
+    if (resume_read) StartRead(&request_);
+    if (finish) {
+      cancelled_->store(true);  // frames still queued are of no use to anyone now
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  AnomalyDetectionService* service_;
+  grpc::CallbackServerContext* ctx_;
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+  v1::ScoreRequest request_;  // the read buffer; only touched between StartRead and OnReadDone
+  core::Mutex mu_;
+  std::deque<std::shared_ptr<Frame>> frames_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // frames whose scoring has not completed
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AnomalyDetectionService::Score(grpc::CallbackServerContext* ctx,
+                                                         const v1::ScoreRequest* request,
+                                                         v1::ScoreResponse* response) {
+  return new ScoreReactor(this, ctx, request, response);
+}
+
+grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>* AnomalyDetectionService::ScoreStream(
+    grpc::CallbackServerContext* ctx) {
+  return new StreamReactor(this, ctx);
+}
+
+grpc::ServerUnaryReactor* AnomalyDetectionService::ListModels(grpc::CallbackServerContext* ctx,
+                                                              const v1::ListModelsRequest*,
+                                                              v1::ListModelsResponse* response) {
+  *response = repo_->List();
+  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  r->Finish(grpc::Status::OK);
+  return r;
+}
+
+grpc::ServerUnaryReactor* AnomalyDetectionService::GetModel(grpc::CallbackServerContext* ctx,
+                                                            const v1::GetModelRequest* request,
+                                                            v1::ModelInfo* response) {
+  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  absl::StatusOr<v1::ModelInfo> info = repo_->Get(request->model(), request->version());
+  if (info.ok()) *response = *std::move(info);
+  r->Finish(ToGrpcStatus(info.status()));
+  return r;
+}
+
+}  // namespace invad::server

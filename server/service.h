@@ -1,0 +1,46 @@
+// File: server/service.h
+//
+// invad.v1.AnomalyDetection over the gRPC callback API: handlers never block. Score and each
+// ScoreStream frame go through StartScore (server/scoring.h) with the call's deadline and a
+// cancellation flag the reactor sets in OnCancel.
+#pragma once
+
+#include <atomic>
+
+#include "invad/v1/inference.grpc.pb.h"
+#include "server/model_repository.h"
+#include "server/scoring.h"
+
+namespace invad::server {
+
+struct ServiceOptions {
+  ScoringLimits limits;
+  // Unanswered frames per ScoreStream before the server stops reading (flow control).
+  int max_stream_in_flight = 32;
+};
+
+class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackService {
+ public:
+  AnomalyDetectionService(const ModelRepository* repo, ServiceOptions options)
+      : repo_(repo), options_(options) {}
+
+  grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* ctx, const v1::ScoreRequest* request,
+                                  v1::ScoreResponse* response) override;
+  grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>* ScoreStream(
+      grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx,
+                                     const v1::GetModelRequest* request,
+                                     v1::ModelInfo* response) override;
+
+  const ModelRepository& repo() const { return *repo_; }
+  const ServiceOptions& options() const { return options_; }
+
+ private:
+  const ModelRepository* repo_;
+  const ServiceOptions options_;
+};
+
+}  // namespace invad::server

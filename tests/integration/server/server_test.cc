@@ -1,0 +1,291 @@
+// The real invad-server (server::Server) on 127.0.0.1:0 with a tiny model, over real channels.
+#include "server/server.h"
+
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <unistd.h>
+
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "invad/v1/inference.grpc.pb.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/tiny_bundle.h"
+
+namespace invad::server {
+namespace {
+
+namespace fs = std::filesystem;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+std::string Png(int w, int h, int seed) {
+  cv::Mat img(h, w, CV_8UC3);
+  cv::randu(img, cv::Scalar::all(seed % 50), cv::Scalar::all(200 + seed % 50));
+  std::vector<uint8_t> buf;
+  cv::imencode(".png", img, buf);
+  return std::string(buf.begin(), buf.end());
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = (fs::temp_directory_path() /
+             ("invad_server_" + std::to_string(::getpid()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                .string();
+    fs::remove_all(repo_);
+    ASSERT_OK(invad::testing::WriteTinyBundle((fs::path(repo_) / "tiny").string()).status());
+    options_.grpc_address = "127.0.0.1:0";
+    options_.repository.root = repo_;
+    options_.max_receive_message_bytes = 1 << 20;
+  }
+  void StartServer(bool load = true) {
+    server_ = std::make_unique<Server>(options_);
+    ASSERT_OK(server_->Start());
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::AnomalyDetection::NewStub(channel_);
+    health_ = grpc::health::v1::Health::NewStub(channel_);
+    if (load) ASSERT_OK(server_->LoadModels());
+  }
+  v1::ScoreRequest Request(int seed = 1) {
+    v1::ScoreRequest r;
+    r.set_model("tiny");
+    r.mutable_image()->set_encoded(Png(48, 40, seed));
+    return r;
+  }
+  grpc::Status Score(const v1::ScoreRequest& req, v1::ScoreResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    return stub_->Score(&ctx, req, resp);
+  }
+  HealthCheckResponse::ServingStatus Check(const std::string& service) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    HealthCheckRequest req;
+    req.set_service(service);
+    HealthCheckResponse resp;
+    grpc::Status s = health_->Check(&ctx, req, &resp);
+    if (!s.ok()) return HealthCheckResponse::UNKNOWN;
+    return resp.status();
+  }
+
+  void TearDown() override {
+    if (server_) server_->Drain(absl::ZeroDuration());
+    server_.reset();
+    fs::remove_all(repo_);
+  }
+
+  std::string repo_;
+  ServerOptions options_;
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AnomalyDetection::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+TEST_F(ServerTest, ScoreAnswersACalibratedVerdictWithTimingsAndEchoesCorrelation) {
+  StartServer();
+  v1::ScoreRequest req = Request();
+  req.mutable_correlation()->set_camera_id("cam-7");
+  req.mutable_correlation()->set_frame_id("f-42");
+  req.mutable_correlation()->set_trigger_count(99);
+  req.set_map(v1::MAP_LATENT);
+  v1::ScoreResponse resp;
+  grpc::Status s = Score(req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.model(), "tiny");
+  EXPECT_EQ(resp.version(), 1);
+  EXPECT_EQ(resp.steps(), 3);
+  EXPECT_EQ(resp.correlation().camera_id(), "cam-7");
+  EXPECT_EQ(resp.correlation().frame_id(), "f-42");
+  EXPECT_EQ(resp.correlation().trigger_count(), 99u);
+  EXPECT_TRUE(std::isfinite(resp.score()));
+  EXPECT_GT(resp.sq_norm(), 0);
+  EXPECT_EQ(resp.anomalous(), resp.score() > resp.threshold());
+  EXPECT_NEAR(resp.score(), resp.sq_norm_term() + resp.diff_term(), 1e-9);
+  ASSERT_EQ(resp.batch_sizes_size(), 4);  // encoder + 3 denoiser calls
+  EXPECT_GT(resp.timings().compute_us(), 0);
+  EXPECT_GE(resp.timings().total_us(), resp.timings().compute_us());
+  EXPECT_EQ(resp.map().width(), 4);
+  EXPECT_EQ(resp.map().height(), 4);
+  EXPECT_EQ(resp.map().values_size(), 16);
+
+  // A threshold override decides the verdict; steps override runs that K.
+  req.set_threshold(-1e9);
+  req.set_steps(1);
+  req.set_map(v1::MAP_MASK_PNG);
+  ASSERT_TRUE(Score(req, &resp).ok());
+  EXPECT_TRUE(resp.anomalous());
+  EXPECT_EQ(resp.steps(), 1);
+  EXPECT_EQ(resp.threshold(), -1e9);
+  cv::Mat mask = cv::imdecode(
+      cv::Mat(1, resp.map_png().size(), CV_8U, const_cast<char*>(resp.map_png().data())),
+      cv::IMREAD_UNCHANGED);
+  EXPECT_EQ(mask.cols, 48);
+  EXPECT_EQ(mask.rows, 40);
+}
+
+TEST_F(ServerTest, BadInputsGetTheirDocumentedCodesAndTheServerKeepsServing) {
+  StartServer();
+  struct Case {
+    std::string name;
+    std::function<void(v1::ScoreRequest&)> edit;
+    grpc::StatusCode code;
+  };
+  auto raw = [](int w, int h, int ch, size_t bytes, v1::PixelType t = v1::UINT8) {
+    return [=](v1::ScoreRequest& r) {
+      v1::RawImage* raw = r.mutable_image()->mutable_raw();
+      raw->set_width(w);
+      raw->set_height(h);
+      raw->set_channels(ch);
+      raw->set_pixel_type(t);
+      raw->set_data(std::string(bytes, '\x40'));
+    };
+  };
+  const std::string png = Png(48, 40, 3);
+  std::mt19937 rng(5);
+  std::string noise(4096, '\0');
+  for (char& c : noise) c = static_cast<char>(rng());
+  const std::vector<Case> cases = {
+      {"empty image", [](auto& r) { r.mutable_image()->set_encoded(""); },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"no image", [](auto& r) { r.clear_image(); }, grpc::StatusCode::INVALID_ARGUMENT},
+      {"truncated PNG",
+       [&](auto& r) { r.mutable_image()->set_encoded(png.substr(0, png.size() / 2)); },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"random bytes", [&](auto& r) { r.mutable_image()->set_encoded(noise); },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"0x0 raw", raw(0, 0, 3, 0), grpc::StatusCode::INVALID_ARGUMENT},
+      {"raw shorter than declared", raw(64, 64, 3, 64 * 64 * 3 - 1),
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"100000x100000 declared", raw(100000, 100000, 3, 16), grpc::StatusCode::INVALID_ARGUMENT},
+      {"unsupported pixel type", raw(8, 8, 3, 192, static_cast<v1::PixelType>(7)),
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"2 channels", raw(8, 8, 2, 128), grpc::StatusCode::INVALID_ARGUMENT},
+      {"unknown model", [](auto& r) { r.set_model("nope"); }, grpc::StatusCode::NOT_FOUND},
+      {"unknown version", [](auto& r) { r.set_version(7); }, grpc::StatusCode::NOT_FOUND},
+      {"unknown category", [](auto& r) { r.set_category("wood"); }, grpc::StatusCode::NOT_FOUND},
+      {"steps not allowed", [](auto& r) { r.set_steps(4); }, grpc::StatusCode::INVALID_ARGUMENT},
+      {"region outside",
+       [](auto& r) {
+         r.mutable_region()->set_x(40);
+         r.mutable_region()->set_width(20);
+         r.mutable_region()->set_height(5);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"over the message limit",
+       [](auto& r) { r.mutable_image()->set_encoded(std::string(2 << 20, 'x')); },
+       grpc::StatusCode::RESOURCE_EXHAUSTED},
+  };
+  for (const Case& c : cases) {
+    v1::ScoreRequest req = Request();
+    c.edit(req);
+    v1::ScoreResponse resp;
+    grpc::Status s = Score(req, &resp);
+    EXPECT_EQ(s.error_code(), c.code) << c.name << ": " << s.error_message();
+    EXPECT_FALSE(s.error_message().empty()) << c.name;
+  }
+  v1::ScoreResponse resp;
+  EXPECT_TRUE(Score(Request(), &resp).ok()) << "the server must keep serving";
+}
+
+TEST_F(ServerTest, StreamAnswersInOrderWithInBandErrorsAndSurvivesBadFrames) {
+  options_.service.max_stream_in_flight = 8;  // flow control engages
+  StartServer();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto stream = stub_->ScoreStream(&ctx);
+  constexpr int kFrames = 100;
+  std::thread writer([&] {
+    for (int i = 0; i < kFrames; ++i) {
+      v1::ScoreRequest req = Request(i);
+      req.mutable_correlation()->set_frame_id(std::to_string(i));
+      if (i % 10 == 3) req.mutable_image()->set_encoded("not an image");
+      if (i % 10 == 7) req.set_steps(4);
+      if (!stream->Write(req)) break;
+    }
+    stream->WritesDone();
+  });
+  int n = 0, errors = 0;
+  v1::ScoreResponse resp;
+  while (stream->Read(&resp)) {
+    EXPECT_EQ(resp.sequence(), static_cast<uint64_t>(n));
+    EXPECT_EQ(resp.correlation().frame_id(), std::to_string(n));
+    const bool bad = n % 10 == 3 || n % 10 == 7;
+    EXPECT_EQ(resp.has_error(), bad) << "frame " << n;
+    if (bad) {
+      ++errors;
+      EXPECT_EQ(resp.error().code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+    } else {
+      EXPECT_EQ(resp.model(), "tiny") << "frame " << n;
+    }
+    ++n;
+  }
+  writer.join();
+  grpc::Status s = stream->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(n, kFrames);
+  EXPECT_EQ(errors, 20);
+}
+
+TEST_F(ServerTest, ListAndGetModelDescribeTheServedVersion) {
+  StartServer();
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(stub_->ListModels(&ctx, v1::ListModelsRequest(), &list).ok());
+  ASSERT_EQ(list.models_size(), 1);
+  const v1::VersionInfo& v = list.models(0).versions(0);
+  EXPECT_EQ(v.state(), v1::VersionInfo::READY);
+  EXPECT_EQ(v.input_width(), 32);
+  EXPECT_THAT(v.allowed_steps(), ::testing::ElementsAre(1, 2, 3));
+  EXPECT_EQ(v.default_steps(), 3);
+  EXPECT_FALSE(v.calibration().empty());
+  grpc::ClientContext ctx2;
+  v1::GetModelRequest get;
+  get.set_model("missing");
+  v1::ModelInfo info;
+  EXPECT_EQ(stub_->GetModel(&ctx2, get, &info).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServerTest, HealthIsNotServingWhileLoadingServingWhenReadyAndWatchSeesTheDrain) {
+  StartServer(/*load=*/false);
+  EXPECT_EQ(Check(""), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(Check("liveness"), HealthCheckResponse::SERVING);
+
+  grpc::ClientContext watch_ctx;
+  watch_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  HealthCheckRequest req;
+  req.set_service("");
+  auto watch = health_->Watch(&watch_ctx, req);
+  HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+
+  ASSERT_OK(server_->LoadModels());
+  EXPECT_EQ(Check(""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(Check(v1::AnomalyDetection::service_full_name()), HealthCheckResponse::SERVING);
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
+
+  std::thread drain([&] { server_->Drain(absl::Seconds(5)); });
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+  drain.join();
+}
+
+}  // namespace
+}  // namespace invad::server
