@@ -36,10 +36,26 @@ def main(folder):
             a = args(b["name"])
             if b["name"].startswith("BM_ClosedLoop"):
                 closed[(int(a["max_batch"]), int(a["step_level"]), int(a["clients"]))] = b
+        calls = {}
+        for b in rows:
+            if b["name"].startswith("BM_ModelCall"):
+                a = args(b["name"])
+                calls[(int(a["denoise"]), int(a["batch"]))] = b["real_time"] / int(a["batch"])
+        if calls:
+            print(f"\n### One model call by batch size, `{config}` (ms per image)\n")
+            sizes = sorted({k[1] for k in calls})
+            print("| call | " + " | ".join(f"batch {n}" for n in sizes) +
+                  f" | {sizes[-1]} vs {sizes[0]} |")
+            print("|---|" + "---|" * (len(sizes) + 1))
+            for d, name in ((0, "encoder"), (1, "denoiser step")):
+                v = [calls.get((d, n), float("nan")) for n in sizes]
+                print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in v) +
+                      f" | {v[0] / v[-1]:.2f}× |")
         print(f"\n### Closed loop, configuration `{config}` (K = 3, 4 s per point)\n")
         print("| clients | batch 1: tasks/s | p50 ms | p99 ms | batch 16 whole: tasks/s | p50 | p99 | "
-              "mean batch | batch 16 step-level: tasks/s | p50 | p99 | 16 whole ÷ 1 |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "mean batch | batch 16 step-level: tasks/s | p50 | p99 | whole ÷ batch 1 | "
+              "step ÷ batch 1 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for c in sorted({k[2] for k in closed}):
             one, whole, step = closed.get((1, 0, c)), closed.get((16, 0, c)), closed.get((16, 1, c))
             def cells(b, batch=False):
@@ -47,8 +63,10 @@ def main(folder):
                     return "– | – | –" + (" | –" if batch else "")
                 s = f"{b['tasks_per_s']:.1f} | {b['p50_ms']:.0f} | {b['p99_ms']:.0f}"
                 return s + (f" | {b['mean_batch']:.1f}" if batch else "")
-            ratio = (whole["tasks_per_s"] / one["tasks_per_s"]) if one and whole else float("nan")
-            print(f"| {c} | {cells(one)} | {cells(whole, True)} | {cells(step)} | {ratio:.2f} |")
+            def ratio(b):
+                return b["tasks_per_s"] / one["tasks_per_s"] if one and b else float("nan")
+            print(f"| {c} | {cells(one)} | {cells(whole, True)} | {cells(step)} | "
+                  f"{ratio(whole):.2f} | {ratio(step):.2f} |")
         opened = [b for b in rows if b["name"].startswith("BM_OpenLoop")]
         if opened:
             print(f"\nOpen loop at 70 % of the closed-loop peak (32 clients), `{config}`:\n")
