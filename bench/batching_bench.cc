@@ -7,15 +7,17 @@
 //   BM_OpenLoop            Poisson arrivals at 70 % of whole-request mode's measured peak, both
 //                          modes at the same offered load: p50/p99 latency.
 //
-//   build/release/bench/batching_bench [--threads=2] [--config=default|small|latent32p2]
-//       [--peak=TASKS_PER_S] [benchmark flags]
+//   build/release/bench/batching_bench [--threads=2] [--model=BUNDLE_DIR]
+//       [--config=default|small|latent32p2|compact] [--image_size=N --latent_size=N
+//       --dit_hidden=N --dit_depth=N --dit_patch=N --precision=fp32|bf16] [--peak=TASKS_PER_S]
+//       [benchmark flags]
 //
-// Configurations are ones invad-train produces (flags in parentheses) with random weights, since
-// only their cost matters here:
-//   default     filter bank 256 px → 36×16×16, DiT width 128, depth 2, patch 1 (invad-train
-//   defaults) small       the same with DiT width 64, depth 2 (--dit_hidden 64) latent32p2  filter
-//   bank → 36×32×32, DiT width 128, depth 2, patch 2 (--latent_size 32
-//               --dit_patch 2)
+// --model loads a bundle written by invad-train (what bench/run_batching_bench.sh does). Without
+// it, a preset with random weights (only cost matters), each one invad-train can produce:
+//   default     filter bank 256 px -> 36x16x16, DiT width 128, depth 2, patch 1 (the defaults)
+//   small       the same with --dit_hidden 64
+//   latent32p2  --latent_size 32 --dit_patch 2
+//   compact     --image_size 128 --latent_size 8 (add --precision=bf16 for the shipped variant)
 #include <algorithm>
 #include <atomic>
 #include <chrono>
