@@ -16,6 +16,8 @@ PACKAGES=(
   libopenblas0-openmp
   # test tooling: TorchScript interop, PIL/torchvision parity, metric cross-checks (sklearn)
   python3 python3-torch python3-torchvision python3-numpy python3-pil python3-sklearn
+  # server tests: clients we did not write (Python gRPC), promtool, openssl for TLS certificates
+  python3-grpcio prometheus openssl
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -14,6 +14,8 @@
 #include "server/server.h"
 
 ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051", "host:port for the gRPC API.");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
+          "host:port for Prometheus /metrics (empty: no metrics endpoint).");
 ABSL_FLAG(std::string, model_repository, "models",
           "Model repository: <repo>/<name>/<version>/ (a folder written by invad-train --out "
           "<repo>/<name> is served as model <name>).");
@@ -60,6 +62,8 @@ int main(int argc, char** argv) {
   }
   invad::server::ServerOptions o;
   o.grpc_address = absl::GetFlag(FLAGS_grpc_address);
+  o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  o.build_version = INVAD_VERSION;
   o.repository.root = absl::GetFlag(FLAGS_model_repository);
   o.repository.device = absl::GetFlag(FLAGS_device);
   invad::core::SchedulerOptions& b = o.repository.scheduler;
@@ -103,7 +107,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
     return 2;
   }
-  for (const auto& m : server.repository().List().models()) {
+  const invad::v1::ListModelsResponse models = server.repository().List();
+  for (const auto& m : models.models()) {
     for (const auto& v : m.versions()) {
       std::fprintf(stderr, "invad-server: model %s version %lld %s%s%s\n", m.name().c_str(),
                    static_cast<long long>(v.version()),

@@ -199,6 +199,11 @@ v1::ModelInfo ModelRepository::InfoLocked(const std::string& name) const {
   return info;
 }
 
+bool ModelRepository::HasModel(const std::string& name) const {
+  core::MutexLock l(&mu_);
+  return models_.count(name) > 0;
+}
+
 v1::ListModelsResponse ModelRepository::List() const {
   core::MutexLock l(&mu_);
   v1::ListModelsResponse r;

@@ -67,6 +67,9 @@ class ModelRepository {
   absl::StatusOr<std::shared_ptr<ServedModel>> Find(const std::string& name, int64_t version) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Whether a model folder of that name was found (in any state).
+  bool HasModel(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
+
   v1::ListModelsResponse List() const ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<v1::ModelInfo> Get(const std::string& name, int64_t version) const
       ABSL_LOCKS_EXCLUDED(mu_);

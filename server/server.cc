@@ -10,16 +10,33 @@
 
 namespace invad::server {
 
+namespace {
+
+RepositoryOptions WithObservers(RepositoryOptions o, Metrics* metrics) {
+  o.observer_factory = [metrics](const std::string& name, int version) {
+    return metrics->ObserverFor(name, version);
+  };
+  return o;
+}
+
+}  // namespace
+
 Server::Server(ServerOptions options)
     : options_(std::move(options)),
-      repository_(std::make_unique<ModelRepository>(options_.repository)),
-      service_(std::make_unique<AnomalyDetectionService>(repository_.get(), options_.service)) {}
+      metrics_(std::make_unique<Metrics>(options_.build_version)),
+      repository_(
+          std::make_unique<ModelRepository>(WithObservers(options_.repository, metrics_.get()))),
+      service_(std::make_unique<AnomalyDetectionService>(repository_.get(), options_.service,
+                                                         metrics_.get())) {}
 
 Server::~Server() {
   if (server_ && !drained_) Drain(absl::ZeroDuration());
 }
 
 absl::Status Server::Start() {
+  if (!options_.metrics_address.empty()) {
+    if (absl::Status s = metrics_->StartExposer(options_.metrics_address); !s.ok()) return s;
+  }
   grpc::EnableDefaultHealthCheckService(true);
   if (options_.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -51,6 +68,13 @@ void Server::SetServing(bool serving) {
 
 absl::Status Server::LoadModels() {
   if (absl::Status s = repository_->LoadAll(); !s.ok()) return s;
+  const v1::ListModelsResponse models = repository_->List();
+  for (const v1::ModelInfo& m : models.models()) {
+    for (const v1::VersionInfo& v : m.versions()) {
+      metrics_->SetModelReady(m.name(), static_cast<int>(v.version()),
+                              v.state() == v1::VersionInfo::READY);
+    }
+  }
   SetServing(repository_->Ready());
   return absl::OkStatus();
 }
@@ -59,6 +83,12 @@ void Server::Drain(absl::Duration grace) {
   if (drained_ || server_ == nullptr) return;
   drained_ = true;
   SetServing(false);
+  const v1::ListModelsResponse models = repository_->List();
+  for (const v1::ModelInfo& m : models.models()) {
+    for (const v1::VersionInfo& v : m.versions()) {
+      metrics_->SetModelReady(m.name(), static_cast<int>(v.version()), false);
+    }
+  }
   // Shutdown(deadline) stops new RPCs (GOAWAY), waits for in-flight ones until the deadline,
   // then cancels what is left; the schedulers drain meanwhile with the same grace.
   std::thread schedulers([this, grace] { repository_->Shutdown(grace); });

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
 
+#include "server/metrics.h"
 #include "server/model_repository.h"
 #include "server/service.h"
 
@@ -27,6 +28,9 @@ namespace invad::server {
 
 struct ServerOptions {
   std::string grpc_address = "0.0.0.0:50051";
+  // Prometheus /metrics (host:port; "" = no exposer; the registry still exists for tests).
+  std::string metrics_address;
+  std::string build_version = "dev";
   RepositoryOptions repository;
   ServiceOptions service;
   int max_receive_message_bytes = 64 << 20;
@@ -52,11 +56,13 @@ class Server {
   void Wait();
 
   ModelRepository& repository() { return *repository_; }
+  Metrics& metrics() { return *metrics_; }
 
  private:
   void SetServing(bool serving);
 
   const ServerOptions options_;
+  std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<AnomalyDetectionService> service_;
   std::unique_ptr<grpc::Server> server_;

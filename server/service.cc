@@ -26,14 +26,19 @@ class ScoreReactor final : public grpc::ServerUnaryReactor {
                const v1::ScoreRequest* request, v1::ScoreResponse* response)
       : cancelled_(std::make_shared<std::atomic<bool>>(false)) {
     const absl::Time received = absl::Now();
-    absl::Status s =
-        StartScore(service->repo(), *request, service->options().limits, Deadline(ctx), cancelled_,
-                   received, [this, response](absl::StatusOr<v1::ScoreResponse> r) {
-                     if (!r.ok()) return Finish(ToGrpcStatus(r.status()));
-                     *response = *std::move(r);
-                     Finish(grpc::Status::OK);
-                   });
-    if (!s.ok()) Finish(ToGrpcStatus(s));
+    service->Accepted();
+    absl::Status s = StartScore(
+        service->repo(), *request, service->options().limits, Deadline(ctx), cancelled_, received,
+        [this, service, request, response, received](absl::StatusOr<v1::ScoreResponse> r) {
+          service->Record("Score", *request, r.status(), r.ok() ? &*r : nullptr, received);
+          if (!r.ok()) return Finish(ToGrpcStatus(r.status()));
+          *response = *std::move(r);
+          Finish(grpc::Status::OK);
+        });
+    if (!s.ok()) {
+      service->Record("Score", *request, s, nullptr, received);
+      Finish(ToGrpcStatus(s));
+    }
   }
   void OnCancel() override { cancelled_->store(true); }
   void OnDone() override { delete this; }
@@ -66,11 +71,15 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
     {
       core::MutexLock l(&mu_);
       frame = std::make_shared<Frame>();
+      frame->request.set_model(request_.model());
+      frame->request.set_version(request_.version());
+      frame->received = received;
       frame->response.set_sequence(next_sequence_++);
       *frame->response.mutable_correlation() = request_.correlation();
       frames_.push_back(frame);
       ++outstanding_;
     }
+    service_->Accepted();
     absl::Status s = StartScore(
         service_->repo(), request_, service_->options().limits, Deadline(ctx_), cancelled_,
         received,
@@ -110,10 +119,14 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
  private:
   struct Frame {
     bool ready = false;
+    v1::ScoreRequest request;  // model and version only, for metrics
+    absl::Time received;
     v1::ScoreResponse response;
   };
 
   void Complete(Frame& frame, absl::StatusOr<v1::ScoreResponse> r) {
+    service_->Record("ScoreStream", frame.request, r.status(), r.ok() ? &*r : nullptr,
+                     frame.received);
     bool last;
     {
       core::MutexLock l(&mu_);
@@ -188,6 +201,23 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
 };
 
 }  // namespace
+
+void AnomalyDetectionService::Record(const std::string& method, const v1::ScoreRequest& request,
+                                     const absl::Status& status, const v1::ScoreResponse* response,
+                                     absl::Time received) {
+  if (metrics_ == nullptr) return;
+  metrics_->InflightAdd(-1);
+  if (response != nullptr) {
+    metrics_->OnRequest(response->model(), response->version(), method, status.code(),
+                        absl::Now() - received);
+    metrics_->OnScored(response->model(), response->score(), response->anomalous());
+    return;
+  }
+  // Label only names the repository knows, so bad requests cannot grow the label set.
+  const bool known = repo_->HasModel(request.model());
+  metrics_->OnRequest(known ? request.model() : "", known ? request.version() : 0, method,
+                      status.code(), absl::Now() - received);
+}
 
 grpc::ServerUnaryReactor* AnomalyDetectionService::Score(grpc::CallbackServerContext* ctx,
                                                          const v1::ScoreRequest* request,

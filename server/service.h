@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "invad/v1/inference.grpc.pb.h"
+#include "server/metrics.h"
 #include "server/model_repository.h"
 #include "server/scoring.h"
 
@@ -21,8 +22,9 @@ struct ServiceOptions {
 
 class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackService {
  public:
-  AnomalyDetectionService(const ModelRepository* repo, ServiceOptions options)
-      : repo_(repo), options_(options) {}
+  // `metrics` may be null.
+  AnomalyDetectionService(const ModelRepository* repo, ServiceOptions options, Metrics* metrics)
+      : repo_(repo), options_(options), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* ctx, const v1::ScoreRequest* request,
                                   v1::ScoreResponse* response) override;
@@ -38,9 +40,17 @@ class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackServi
   const ModelRepository& repo() const { return *repo_; }
   const ServiceOptions& options() const { return options_; }
 
+  // Metrics of one finished request (a Score call or a stream frame).
+  void Record(const std::string& method, const v1::ScoreRequest& request,
+              const absl::Status& status, const v1::ScoreResponse* response, absl::Time received);
+  void Accepted() {
+    if (metrics_) metrics_->InflightAdd(1);
+  }
+
  private:
   const ModelRepository* repo_;
   const ServiceOptions options_;
+  Metrics* const metrics_;
 };
 
 }  // namespace invad::server

@@ -2,16 +2,22 @@
 #include "server/server.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "gmock/gmock.h"
@@ -285,6 +291,83 @@ TEST_F(ServerTest, HealthIsNotServingWhileLoadingServingWhenReadyAndWatchSeesThe
   ASSERT_TRUE(watch->Read(&update));
   EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
   drain.join();
+}
+
+// GET http://127.0.0.1:port/path, the body ("" on failure).
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  (void)!::write(fd, req.data(), req.size());
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
+  ::close(fd);
+  const size_t body = out.find("\r\n\r\n");
+  return body == std::string::npos ? "" : out.substr(body + 4);
+}
+
+// The exposer starts in a binary that links LibTorch (platform.md P3), serves every documented
+// family after traffic, and the output passes `promtool check metrics`.
+TEST_F(ServerTest, MetricsEndpointServesDocumentedFamiliesThatPromtoolAccepts) {
+  options_.metrics_address = "127.0.0.1:0";
+  StartServer();
+  ASSERT_GT(server_->metrics().exposer_port(), 0);
+  v1::ScoreResponse resp;
+  ASSERT_TRUE(Score(Request(), &resp).ok());
+  v1::ScoreRequest bad = Request();
+  bad.set_steps(4);
+  EXPECT_FALSE(Score(bad, &resp).ok());
+  bad.set_model("no-such-model");
+  EXPECT_FALSE(Score(bad, &resp).ok());
+
+  const std::string text = HttpGet(server_->metrics().exposer_port(), "/metrics");
+  for (const char* name :
+       {"invad_requests_total", "invad_request_duration_seconds", "invad_queue_duration_seconds",
+        "invad_model_call_duration_seconds", "invad_batch_size", "invad_queue_depth",
+        "invad_inflight_requests", "invad_tasks_total", "invad_model_ready",
+        "invad_anomalies_total", "invad_score", "invad_build_info"}) {
+    EXPECT_NE(text.find(name), std::string::npos) << name << " missing from /metrics";
+  }
+  EXPECT_NE(
+      text.find(R"(invad_requests_total{code="OK",method="Score",model="tiny",version="1"} 1)"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(code="INVALID_ARGUMENT",method="Score",model="tiny")"), std::string::npos);
+  EXPECT_NE(text.find(R"(code="NOT_FOUND",method="Score",model="_unknown")"), std::string::npos);
+  EXPECT_EQ(text.find("no-such-model"), std::string::npos) << "unknown names must not be labels";
+  EXPECT_NE(text.find(R"(invad_model_ready{model="tiny",version="1"} 1)"), std::string::npos);
+
+  // Every family must be documented (docs/metrics.md is the contract deploy files rely on).
+  const char* src = std::getenv("INVAD_SOURCE_DIR");
+  ASSERT_NE(src, nullptr);
+  std::ifstream doc(fs::path(src) / "docs" / "metrics.md");
+  const std::string docs((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# TYPE ", 0) != 0) continue;
+    const std::string family = line.substr(7, line.find(' ', 7) - 7);
+    EXPECT_NE(docs.find("`" + family + "`"), std::string::npos)
+        << family << " not in docs/metrics.md";
+  }
+
+  const std::string file = repo_ + "/metrics.txt";
+  std::ofstream(file) << text;
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+    if (std::getenv("CI") != nullptr && std::string(std::getenv("CI")) == "true") {
+      FAIL() << "promtool missing (scripts/install-deps.sh installs Debian's prometheus)";
+    }
+    GTEST_SKIP() << "promtool not installed";
+  }
+  const int rc = std::system(("promtool check metrics < " + file + " 2>&1").c_str());
+  EXPECT_EQ(rc, 0) << "promtool check metrics failed on:\n" << text;
 }
 
 }  // namespace
