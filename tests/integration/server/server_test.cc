@@ -25,6 +25,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 
+#include "core/base/mutex.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "invad/v1/inference.grpc.pb.h"
 #include "tests/testing/status_matchers.h"
@@ -291,6 +292,109 @@ TEST_F(ServerTest, HealthIsNotServingWhileLoadingServingWhenReadyAndWatchSeesThe
   ASSERT_TRUE(watch->Read(&update));
   EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
   drain.join();
+}
+
+// The value of the sample `series` (name{labels}) in a text exposition; -1 when absent.
+double MetricValue(const std::string& text, const std::string& series) {
+  const size_t at = text.find(series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 1));
+}
+
+// A model slow enough (~10 ms a task here) that a burst of requests queues up.
+class LoadedServerTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    invad::testing::TinyBundleOptions o;
+    o.image_size = 128;
+    o.latent_size = 8;
+    o.hidden_size = 256;
+    o.depth = 4;
+    fs::remove_all(fs::path(repo_) / "tiny");
+    ASSERT_OK(invad::testing::WriteTinyBundle((fs::path(repo_) / "tiny").string(), o).status());
+    options_.repository.scheduler.max_batch_size = 1;
+    options_.repository.scheduler.max_queue_delay_us = 0;
+  }
+  // Fires `n` Score calls at once with `deadline` each; returns their codes.
+  std::vector<grpc::StatusCode> Burst(int n, std::chrono::milliseconds deadline) {
+    struct Call {
+      grpc::ClientContext ctx;
+      v1::ScoreResponse resp;
+      grpc::Status status;
+    };
+    std::vector<std::unique_ptr<Call>> calls;
+    core::Mutex mu;
+    core::CondVar cv;
+    int pending = n;
+    const v1::ScoreRequest req = Request();
+    for (int i = 0; i < n; ++i) {
+      calls.push_back(std::make_unique<Call>());
+      Call* c = calls.back().get();
+      c->ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+      stub_->async()->Score(&c->ctx, &req, &c->resp, [&, c](grpc::Status s) {
+        core::MutexLock l(&mu);
+        c->status = std::move(s);
+        if (--pending == 0) cv.notify_all();
+      });
+    }
+    core::MutexLock l(&mu);
+    cv.wait(mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return pending == 0; });
+    std::vector<grpc::StatusCode> codes;
+    for (auto& c : calls) codes.push_back(c->status.error_code());
+    return codes;
+  }
+};
+
+TEST_F(LoadedServerTest, AFullQueueAnswersResourceExhaustedAndAcceptedWorkCompletes) {
+  options_.repository.scheduler.max_queue_size = 2;
+  StartServer();
+  const std::vector<grpc::StatusCode> codes = Burst(48, std::chrono::seconds(120));
+  int ok = 0, full = 0;
+  for (grpc::StatusCode c : codes) {
+    ok += c == grpc::StatusCode::OK;
+    full += c == grpc::StatusCode::RESOURCE_EXHAUSTED;
+  }
+  EXPECT_GE(full, 1);
+  EXPECT_GE(ok, 3);
+  EXPECT_EQ(ok + full, 48) << "every call either completes or is refused at once";
+  const std::string text = server_->metrics().Serialize();
+  EXPECT_NE(text.find("invad_dropped_tasks_total{model=\"tiny\",reason=\"rejected_queue_full\","
+                      "version=\"1\"} " +
+                      std::to_string(full)),
+            std::string::npos)
+      << text;
+}
+
+TEST_F(LoadedServerTest, ARequestWhoseDeadlinePassesWhileQueuedIsDroppedUncomputed) {
+  StartServer();
+  // 40 requests with a deadline far shorter than the queue ahead of the last ones (~10 ms each).
+  const std::vector<grpc::StatusCode> codes = Burst(40, std::chrono::milliseconds(150));
+  int ok = 0, expired = 0;
+  for (grpc::StatusCode c : codes) {
+    ok += c == grpc::StatusCode::OK;
+    expired += c == grpc::StatusCode::DEADLINE_EXCEEDED;
+  }
+  EXPECT_GE(expired, 1);
+  EXPECT_EQ(ok + expired, 40);
+  // Give the scheduler time to reach the expired tasks (liveness bound, not a timing claim).
+  v1::ScoreResponse resp;
+  ASSERT_TRUE(Score(Request(), &resp).ok());
+  const std::string text = server_->metrics().Serialize();
+  // Dropped by the scheduler as expired (never reached the model), not merely timed out
+  // client-side.
+  EXPECT_NE(text.find("invad_dropped_tasks_total{model=\"tiny\",reason=\"expired\""),
+            std::string::npos)
+      << text;
+  // Warm-up (sizes 1 and max_batch_size 1: 2 tasks) + the calls that succeeded + the last call
+  // completed at the scheduler; every expired one ended there without a result.
+  EXPECT_EQ(MetricValue(text, R"(invad_tasks_total{model="tiny",outcome="ok",version="1"})"),
+            2 + ok + 1);
+  // (A call whose deadline passes before the server's handler runs never becomes a task.)
+  const double dropped =
+      MetricValue(text, R"(invad_tasks_total{model="tiny",outcome="expired",version="1"})");
+  EXPECT_GE(dropped, 1);
+  EXPECT_LE(dropped, expired);
 }
 
 // GET http://127.0.0.1:port/path, the body ("" on failure).
