@@ -386,15 +386,17 @@ TEST_F(LoadedServerTest, ARequestWhoseDeadlinePassesWhileQueuedIsDroppedUncomput
   EXPECT_NE(text.find("invad_dropped_tasks_total{model=\"tiny\",reason=\"expired\""),
             std::string::npos)
       << text;
-  // Warm-up (sizes 1 and max_batch_size 1: 2 tasks) + the calls that succeeded + the last call
-  // completed at the scheduler; every expired one ended there without a result.
-  EXPECT_EQ(MetricValue(text, R"(invad_tasks_total{model="tiny",outcome="ok",version="1"})"),
-            2 + ok + 1);
+  // Every task ends once at the scheduler: warm-up (sizes 1 and max_batch_size 1: 2 tasks), the
+  // burst and the last call. Those it dropped as expired never reached the model; one that
+  // finished right at its deadline may count as ok here and still look expired to the client.
   // (A call whose deadline passes before the server's handler runs never becomes a task.)
+  const double done_ok =
+      MetricValue(text, R"(invad_tasks_total{model="tiny",outcome="ok",version="1"})");
   const double dropped =
       MetricValue(text, R"(invad_tasks_total{model="tiny",outcome="expired",version="1"})");
   EXPECT_GE(dropped, 1);
-  EXPECT_LE(dropped, expired);
+  EXPECT_GE(done_ok, 2 + ok + 1);
+  EXPECT_LE(done_ok + dropped, 2 + 40 + 1);
 }
 
 // GET http://127.0.0.1:port/path, the body ("" on failure).
