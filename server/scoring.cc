@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
+#include "core/base/mutex.h"
 #include "core/scoring/calibration.h"
 
 namespace invad::server {
@@ -92,6 +93,8 @@ absl::StatusOr<preprocess::Image> Crop(preprocess::Image image, const v1::Rect& 
   return out;
 }
 
+constexpr int kMaxTiles = 1024;
+
 int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
 
 void SetMap(const cv::Mat& m, v1::FloatMap* out) {
@@ -104,58 +107,106 @@ void SetMap(const cv::Mat& m, v1::FloatMap* out) {
   }
 }
 
+struct Tile {
+  int x = 0, y = 0;  // in the scored image (the region, if any)
+  core::TaskResult result;
+};
+
+// One request's state, shared by its tiles' callbacks.
 struct Context {
   std::shared_ptr<ServedModel> model;
   v1::ScoreRequest request;  // without the image bytes
   core::Calibration calibration;
   int steps = 0;
   int original_width = 0, original_height = 0;  // of the scored image (the region if any)
-  int offset_x = 0, offset_y = 0;
+  int offset_x = 0, offset_y = 0;               // of the region in the full image
+  int tile_width = 0, tile_height = 0;          // = the scored image without tiling
   absl::Time received;
+  ScoreCallback done;
+
+  core::Mutex mu;
+  std::vector<Tile> tiles ABSL_GUARDED_BY(mu);
+  int pending ABSL_GUARDED_BY(mu) = 0;
+  absl::Status first_error ABSL_GUARDED_BY(mu);
+  bool abandoned ABSL_GUARDED_BY(mu) = false;  // StartScore already answered with an error
 };
 
-absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const core::TaskResult& r) {
+// Max-merges each tile's latent map, resized to the tile's footprint at `scale` (output pixels per
+// original pixel in x and y), into one map of the scored image.
+cv::Mat Stitch(const Context& c, const std::vector<Tile>& tiles, double sx, double sy) {
+  const int w = std::max(1, static_cast<int>(std::lround(c.original_width * sx)));
+  const int h = std::max(1, static_cast<int>(std::lround(c.original_height * sy)));
+  cv::Mat out(h, w, CV_32F, cv::Scalar(0));
+  for (const Tile& t : tiles) {
+    const core::Tensor& m = t.result.norm_map;
+    const cv::Mat latent(static_cast<int>(m.dim(0)), static_cast<int>(m.dim(1)), CV_32F,
+                         const_cast<float*>(m.data()));
+    const int x0 = static_cast<int>(std::lround(t.x * sx));
+    const int y0 = static_cast<int>(std::lround(t.y * sy));
+    const int x1 = std::min(w, static_cast<int>(std::lround((t.x + c.tile_width) * sx)));
+    const int y1 = std::min(h, static_cast<int>(std::lround((t.y + c.tile_height) * sy)));
+    if (x1 <= x0 || y1 <= y0) continue;
+    cv::Mat resized;
+    cv::resize(latent, resized, cv::Size(x1 - x0, y1 - y0), 0, 0, cv::INTER_LINEAR);
+    cv::Mat roi = out(cv::Rect(x0, y0, x1 - x0, y1 - y0));
+    cv::max(roi, resized, roi);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const std::vector<Tile>& tiles) {
   v1::ScoreResponse out;
   *out.mutable_correlation() = c.request.correlation();
   const core::Calibration& cal = c.calibration;
+  // The image score is the highest tile score; its components come from that tile.
+  const Tile* best = nullptr;
+  double best_score = 0;
+  absl::Duration queue, compute;
+  for (const Tile& t : tiles) {
+    const double score = core::CalibratedScore(cal, t.result.score);
+    if (best == nullptr || score > best_score) {
+      best = &t;
+      best_score = score;
+    }
+    queue = std::max(queue, t.result.queue_time);
+    compute += t.result.compute_time;
+  }
+  const core::TaskResult& r = best->result;
   out.set_sq_norm(r.score.sq_norm);
   out.set_diff(r.score.diff);
   out.set_sq_norm_term((r.score.sq_norm - cal.sq_norm.center) / cal.sq_norm.scale);
   out.set_diff_term((r.score.diff - cal.diff.center) / cal.diff.scale);
-  out.set_score(core::CalibratedScore(cal, r.score));
+  out.set_score(best_score);
   const double threshold = c.request.has_threshold() ? c.request.threshold() : cal.image_threshold;
   out.set_threshold(threshold);
   out.set_anomalous(out.score() > threshold);
   out.set_model(c.model->name);
   out.set_version(c.model->version);
   out.set_steps(r.steps);
-  out.set_tiles(1);
+  out.set_tiles(static_cast<int>(tiles.size()));
   for (int b : r.batch_sizes) out.add_batch_sizes(b);
   v1::Timings* t = out.mutable_timings();
-  t->set_queue_us(Micros(r.queue_time));
-  t->set_compute_us(Micros(r.compute_time));
+  t->set_queue_us(Micros(queue));
+  t->set_compute_us(Micros(compute));
 
-  const int lh = static_cast<int>(r.norm_map.dim(0)), lw = static_cast<int>(r.norm_map.dim(1));
-  const cv::Mat latent(lh, lw, CV_32F, const_cast<float*>(r.norm_map.data()));
-  // Regions: connected components of the thresholded map at the network resolution, boxes
-  // scaled to original-image pixels.
-  cv::Mat network;
-  cv::resize(latent, network, cv::Size(c.model->input.width, c.model->input.height), 0, 0,
-             cv::INTER_LINEAR);
+  // Maps at three scales of the scored image: latent cells, network pixels, original pixels.
+  const double nx = static_cast<double>(c.model->input.width) / c.tile_width;
+  const double ny = static_cast<double>(c.model->input.height) / c.tile_height;
+  const cv::Mat network = Stitch(c, tiles, nx, ny);
+  // Regions: connected components of the thresholded map at the network scale, boxes in
+  // original-image pixels.
   cv::Mat mask = network > static_cast<float>(cal.pixel_threshold);
   cv::Mat labels, stats, centroids;
   const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
-  const double sx = static_cast<double>(c.original_width) / network.cols;
-  const double sy = static_cast<double>(c.original_height) / network.rows;
   for (int i = 1; i < n; ++i) {
     v1::DefectRegion* d = out.add_regions();
     const int x = stats.at<int>(i, cv::CC_STAT_LEFT), y = stats.at<int>(i, cv::CC_STAT_TOP);
     const int w = stats.at<int>(i, cv::CC_STAT_WIDTH), h = stats.at<int>(i, cv::CC_STAT_HEIGHT);
-    d->mutable_box()->set_x(c.offset_x + static_cast<int>(std::floor(x * sx)));
-    d->mutable_box()->set_y(c.offset_y + static_cast<int>(std::floor(y * sy)));
-    d->mutable_box()->set_width(std::max(1, static_cast<int>(std::ceil(w * sx))));
-    d->mutable_box()->set_height(std::max(1, static_cast<int>(std::ceil(h * sy))));
-    d->set_area(static_cast<int64_t>(std::llround(stats.at<int>(i, cv::CC_STAT_AREA) * sx * sy)));
+    d->mutable_box()->set_x(c.offset_x + static_cast<int>(std::floor(x / nx)));
+    d->mutable_box()->set_y(c.offset_y + static_cast<int>(std::floor(y / ny)));
+    d->mutable_box()->set_width(std::max(1, static_cast<int>(std::ceil(w / nx))));
+    d->mutable_box()->set_height(std::max(1, static_cast<int>(std::ceil(h / ny))));
+    d->set_area(static_cast<int64_t>(std::llround(stats.at<int>(i, cv::CC_STAT_AREA) / (nx * ny))));
     double peak = 0;
     cv::minMaxLoc(network, nullptr, &peak, nullptr, nullptr, labels == i);
     d->set_peak(static_cast<float>(peak));
@@ -165,11 +216,16 @@ absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const core::Ta
       [](const v1::DefectRegion& a, const v1::DefectRegion& b) { return a.peak() > b.peak(); });
 
   const v1::MapKind kind = c.request.map();
-  if (kind == v1::MAP_LATENT) SetMap(latent, out.mutable_map());
+  if (kind == v1::MAP_LATENT) {
+    const core::Tensor& m = tiles.front().result.norm_map;
+    SetMap(Stitch(c, tiles, static_cast<double>(m.dim(1)) / c.tile_width,
+                  static_cast<double>(m.dim(0)) / c.tile_height),
+           out.mutable_map());
+  }
   if (kind == v1::MAP_NETWORK) SetMap(network, out.mutable_map());
   if (kind == v1::MAP_ORIGINAL || kind == v1::MAP_HEATMAP_PNG || kind == v1::MAP_MASK_PNG) {
     cv::Mat original;
-    cv::resize(latent, original, cv::Size(c.original_width, c.original_height), 0, 0,
+    cv::resize(network, original, cv::Size(c.original_width, c.original_height), 0, 0,
                cv::INTER_LINEAR);
     if (kind == v1::MAP_ORIGINAL) {
       SetMap(original, out.mutable_map());
@@ -193,6 +249,20 @@ absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const core::Ta
     }
   }
   t->set_total_us(Micros(absl::Now() - c.received));
+  return out;
+}
+
+// Tile origins along one axis: from 0 in steps of (tile − overlap), the last aligned to the end.
+std::vector<int> TileOrigins(int length, int tile, int overlap) {
+  std::vector<int> out;
+  const int stride = tile - overlap;
+  for (int x = 0;; x += stride) {
+    if (x + tile >= length) {
+      out.push_back(std::max(0, length - tile));
+      break;
+    }
+    out.push_back(x);
+  }
   return out;
 }
 
@@ -235,10 +305,6 @@ absl::Status StartScore(const ModelRepository& repo, const v1::ScoreRequest& req
   if (!v1::MapKind_IsValid(request.map())) {
     return absl::InvalidArgumentError(absl::StrCat("map ", request.map(), " is not a MapKind"));
   }
-  if (request.tiling().enabled()) {
-    return absl::UnimplementedError("tiling is not available in this server version");
-  }
-
   absl::StatusOr<preprocess::Image> image = DecodeRequestImage(request.image(), limits);
   if (!image.ok()) return image.status();
   image = Crop(*std::move(image), request.region());
@@ -250,23 +316,95 @@ absl::Status StartScore(const ModelRepository& repo, const v1::ScoreRequest& req
     c->offset_y = request.region().y();
   }
   const preprocess::InputSpec& spec = c->model->input;
-  core::Task task;
-  task.image = core::Tensor({spec.channels(), spec.height, spec.width});
-  if (absl::Status s = preprocess::Preprocess(*image, spec, task.image.data()); !s.ok()) return s;
+  // Tiles: the whole (region of the) image, or overlapping squares of tile_size pixels.
+  std::vector<int> xs{0}, ys{0};
+  c->tile_width = image->width;
+  c->tile_height = image->height;
+  if (request.tiling().enabled()) {
+    const v1::Tiling& tiling = request.tiling();
+    const int size =
+        tiling.tile_size() == 0 ? std::max(spec.width, spec.height) : tiling.tile_size();
+    if (size < 0 || tiling.overlap() < 0 || tiling.overlap() >= size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tiling needs tile_size > overlap >= 0, got tile_size ", tiling.tile_size(),
+                       " and overlap ", tiling.overlap()));
+    }
+    c->tile_width = std::min(size, image->width);
+    c->tile_height = std::min(size, image->height);
+    xs = TileOrigins(image->width, c->tile_width, tiling.overlap());
+    ys = TileOrigins(image->height, c->tile_height, tiling.overlap());
+    if (xs.size() * ys.size() > static_cast<size_t>(kMaxTiles)) {
+      return absl::InvalidArgumentError(absl::StrCat("tiling gives ", xs.size() * ys.size(),
+                                                     " tiles; at most ", kMaxTiles,
+                                                     " (use larger tiles or less overlap)"));
+    }
+  }
+  std::vector<core::Task> tasks;
+  std::vector<Tile> placed;
+  for (int y : ys) {
+    for (int x : xs) {
+      v1::Rect r;
+      r.set_x(x);
+      r.set_y(y);
+      r.set_width(c->tile_width);
+      r.set_height(c->tile_height);
+      const bool whole = xs.size() == 1 && ys.size() == 1 && c->tile_width == image->width &&
+                         c->tile_height == image->height;
+      absl::StatusOr<preprocess::Image> tile = whole ? *image : Crop(*image, r);
+      if (!tile.ok()) return tile.status();
+      core::Task task;
+      task.image = core::Tensor({spec.channels(), spec.height, spec.width});
+      if (absl::Status s = preprocess::Preprocess(*tile, spec, task.image.data()); !s.ok()) {
+        return s;
+      }
+      tasks.push_back(std::move(task));
+      placed.push_back(Tile{x, y, {}});
+    }
+  }
   image->data.clear();
   image->data.shrink_to_fit();
 
   c->request = request;
   c->request.clear_image();
   c->received = received;
-  task.steps = c->steps;
-  task.deadline = deadline;
-  task.cancelled = std::move(cancelled);
-  task.done = [c, done = std::move(done)](absl::StatusOr<core::TaskResult> r) {
-    if (!r.ok()) return done(r.status());
-    done(BuildResponse(*c, *r));
-  };
-  return c->model->scheduler->Submit(std::move(task));
+  c->done = std::move(done);
+  {
+    core::MutexLock l(&c->mu);
+    c->pending = static_cast<int>(tasks.size());
+    c->tiles.resize(tasks.size());
+  }
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    core::Task& task = tasks[i];
+    task.steps = c->steps;
+    task.deadline = deadline;
+    task.cancelled = cancelled;
+    task.done = [c, i, tile = placed[i]](absl::StatusOr<core::TaskResult> r) {
+      std::vector<Tile> tiles;
+      absl::Status error;
+      {
+        core::MutexLock l(&c->mu);
+        if (r.ok()) {
+          c->tiles[i] = tile;
+          c->tiles[i].result = *std::move(r);
+        } else if (c->first_error.ok()) {
+          c->first_error = r.status();
+        }
+        if (--c->pending > 0 || c->abandoned) return;
+        error = c->first_error;
+        tiles = std::move(c->tiles);
+      }
+      if (!error.ok()) return c->done(error);
+      c->done(BuildResponse(*c, tiles));
+    };
+    if (absl::Status s = c->model->scheduler->Submit(std::move(task)); !s.ok()) {
+      // Tiles already queued still run (nobody waits for them); this request answers now.
+      core::MutexLock l(&c->mu);
+      c->abandoned = true;
+      c->pending -= static_cast<int>(tasks.size() - i);
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace invad::server
