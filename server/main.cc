@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 
 #include "core/runtime/runtime.h"
+#include "server/auth.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051", "host:port for the gRPC API.");
@@ -38,6 +39,16 @@ ABSL_FLAG(absl::Duration, drain_grace_period, absl::Seconds(20),
 ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
           "Close client connections after this age so scale-outs rebalance (0: never).");
 ABSL_FLAG(bool, reflection, true, "gRPC server reflection.");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM server certificate (with --tls_key_file: TLS on).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA; clients must present a certificate it signed (mutual TLS).");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File holding a bearer token every RPC except health must carry "
+          "(metadata 'authorization: Bearer <token>').");
+ABSL_FLAG(std::string, health_address, "",
+          "Extra plaintext host:port serving only grpc.health.v1 (for Kubernetes probes when TLS "
+          "is on); empty: none.");
 ABSL_FLAG(bool, version, false, "Print the version and exit.");
 
 namespace {
@@ -90,6 +101,18 @@ int main(int argc, char** argv) {
   o.service.limits.decode.max_encoded_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   o.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   o.reflection = absl::GetFlag(FLAGS_reflection);
+  o.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  o.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  o.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  o.health_address = absl::GetFlag(FLAGS_health_address);
+  if (const std::string f = absl::GetFlag(FLAGS_auth_token_file); !f.empty()) {
+    absl::StatusOr<std::string> token = invad::server::ReadTokenFile(f);
+    if (!token.ok()) {
+      std::fprintf(stderr, "invad-server: %s\n", token.status().ToString().c_str());
+      return 2;
+    }
+    o.service.bearer_token = *token;
+  }
   o.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
 
   std::signal(SIGTERM, OnSignal);

@@ -1,16 +1,53 @@
 #include "server/server.h"
 
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 
 namespace invad::server {
 
 namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read the ", what, " ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
+  if (o.tls_cert_file.empty() && o.tls_key_file.empty()) {
+    if (!o.tls_client_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "a client CA (mTLS) needs --tls_cert_file and --tls_key_file");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (o.tls_cert_file.empty() || o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls_cert_file and --tls_key_file");
+  }
+  absl::StatusOr<std::string> cert = ReadFile(o.tls_cert_file, "TLS certificate");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadFile(o.tls_key_file, "TLS key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!o.tls_client_ca_file.empty()) {
+    absl::StatusOr<std::string> ca = ReadFile(o.tls_client_ca_file, "client CA");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
 
 RepositoryOptions WithObservers(RepositoryOptions o, Metrics* metrics) {
   o.observer_factory = [metrics](const std::string& name, int version) {
@@ -37,10 +74,12 @@ absl::Status Server::Start() {
   if (!options_.metrics_address.empty()) {
     if (absl::Status s = metrics_->StartExposer(options_.metrics_address); !s.ok()) return s;
   }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials(options_);
+  if (!creds.ok()) return creds.status();
   grpc::EnableDefaultHealthCheckService(true);
   if (options_.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(options_.grpc_address, *creds, &port_);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(options_.max_receive_message_bytes);
   if (options_.max_connection_age > absl::ZeroDuration()) {
@@ -54,16 +93,29 @@ absl::Status Server::Start() {
     return absl::UnavailableError(
         absl::StrCat("could not listen on ", options_.grpc_address, " (address in use?)"));
   }
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  health->SetServingStatus("liveness", true);
+  if (!options_.health_address.empty()) {
+    grpc::ServerBuilder hb;
+    hb.AddListeningPort(options_.health_address, grpc::InsecureServerCredentials(), &health_port_);
+    health_server_ = hb.BuildAndStart();
+    if (health_server_ == nullptr || health_port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("could not listen on ", options_.health_address, " (health)"));
+    }
+  }
+  for (grpc::Server* s : {server_.get(), health_server_.get()}) {
+    if (s != nullptr) s->GetHealthCheckService()->SetServingStatus("liveness", true);
+  }
   SetServing(false);
   return absl::OkStatus();
 }
 
 void Server::SetServing(bool serving) {
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  health->SetServingStatus("", serving);
-  health->SetServingStatus(v1::AnomalyDetection::service_full_name(), serving);
+  for (grpc::Server* s : {server_.get(), health_server_.get()}) {
+    if (s == nullptr) continue;
+    grpc::HealthCheckServiceInterface* health = s->GetHealthCheckService();
+    health->SetServingStatus("", serving);
+    health->SetServingStatus(v1::AnomalyDetection::service_full_name(), serving);
+  }
 }
 
 absl::Status Server::LoadModels() {
@@ -97,6 +149,10 @@ void Server::Drain(absl::Duration grace) {
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   schedulers.join();
+  if (health_server_) {
+    health_server_->GetHealthCheckService()->Shutdown();
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+  }
 }
 
 void Server::Wait() {

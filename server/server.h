@@ -35,6 +35,11 @@ struct ServerOptions {
   ServiceOptions service;
   int max_receive_message_bytes = 64 << 20;
   bool reflection = true;
+  // TLS: PEM files. With client_ca_file set, clients must present a certificate it signed (mTLS).
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+  // Plaintext address serving only grpc.health.v1 (Kubernetes' native gRPC probes cannot speak
+  // TLS); "" = none. It mirrors the main server's health statuses.
+  std::string health_address;
   // Close connections after this age (plus a grace period) so clients reconnect and a scale-out
   // spreads them; zero: never.
   absl::Duration max_connection_age = absl::ZeroDuration();
@@ -47,8 +52,9 @@ class Server {
 
   // Binds and starts serving RPCs (health says NOT_SERVING until LoadModels finishes).
   absl::Status Start();
-  // The port actually bound (for ":0").
+  // The ports actually bound (for ":0").
   int port() const { return port_; }
+  int health_port() const { return health_port_; }
   // Loads and warms up the repository, then marks the server ready.
   absl::Status LoadModels();
   // NOT_SERVING, stop accepting RPCs, give in-flight work `grace`, then stop.
@@ -66,7 +72,9 @@ class Server {
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<AnomalyDetectionService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;
   int port_ = 0;
+  int health_port_ = 0;
   bool drained_ = false;
 };
 

@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 
 #include "core/base/mutex.h"
+#include "server/auth.h"
 #include "server/status.h"
 
 namespace invad::server {
@@ -219,29 +220,56 @@ void AnomalyDetectionService::Record(const std::string& method, const v1::ScoreR
                       status.code(), absl::Now() - received);
 }
 
+namespace {
+
+// A stream refused before it starts (authentication).
+class RejectedStream final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse> {
+ public:
+  explicit RejectedStream(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+  void OnDone() override { delete this; }
+};
+
+grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  r->Finish(ToGrpcStatus(s));
+  return r;
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* AnomalyDetectionService::Score(grpc::CallbackServerContext* ctx,
                                                          const v1::ScoreRequest* request,
                                                          v1::ScoreResponse* response) {
+  if (absl::Status s = CheckBearerToken(*ctx, options_.bearer_token); !s.ok()) {
+    return FinishWith(ctx, s);
+  }
   return new ScoreReactor(this, ctx, request, response);
 }
 
 grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>* AnomalyDetectionService::ScoreStream(
     grpc::CallbackServerContext* ctx) {
+  if (absl::Status s = CheckBearerToken(*ctx, options_.bearer_token); !s.ok()) {
+    return new RejectedStream(s);
+  }
   return new StreamReactor(this, ctx);
 }
 
 grpc::ServerUnaryReactor* AnomalyDetectionService::ListModels(grpc::CallbackServerContext* ctx,
                                                               const v1::ListModelsRequest*,
                                                               v1::ListModelsResponse* response) {
+  if (absl::Status s = CheckBearerToken(*ctx, options_.bearer_token); !s.ok()) {
+    return FinishWith(ctx, s);
+  }
   *response = repo_->List();
-  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  r->Finish(grpc::Status::OK);
-  return r;
+  return FinishWith(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* AnomalyDetectionService::GetModel(grpc::CallbackServerContext* ctx,
                                                             const v1::GetModelRequest* request,
                                                             v1::ModelInfo* response) {
+  if (absl::Status s = CheckBearerToken(*ctx, options_.bearer_token); !s.ok()) {
+    return FinishWith(ctx, s);
+  }
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
   absl::StatusOr<v1::ModelInfo> info = repo_->Get(request->model(), request->version());
   if (info.ok()) *response = *std::move(info);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 #include "invad/v1/inference.grpc.pb.h"
 #include "server/metrics.h"
@@ -18,6 +19,8 @@ struct ServiceOptions {
   ScoringLimits limits;
   // Unanswered frames per ScoreStream before the server stops reading (flow control).
   int max_stream_in_flight = 32;
+  // Required `authorization: Bearer <token>` on every call of this service; "" = none.
+  std::string bearer_token;
 };
 
 class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackService {
