@@ -7,6 +7,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
@@ -49,7 +51,6 @@ ABSL_FLAG(std::string, auth_token_file, "",
 ABSL_FLAG(std::string, health_address, "",
           "Extra plaintext host:port serving only grpc.health.v1 (for Kubernetes probes when TLS "
           "is on); empty: none.");
-ABSL_FLAG(bool, version, false, "Print the version and exit.");
 
 namespace {
 
@@ -60,12 +61,15 @@ void OnSignal(int sig) { g_signal = sig; }
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Serves anomaly detection models over gRPC.\n  invad-server --model_repository=models");
+      "Serves anomaly detection models over gRPC.\n  invad-server --model_repository=models "
+      "[--flagfile=server.flags]");
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "server/main.cc");
+  };
+  usage.version_string = [] { return std::string("invad-server ") + INVAD_VERSION + "\n"; };
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
-  if (absl::GetFlag(FLAGS_version)) {
-    std::printf("invad-server %s\n", INVAD_VERSION);
-    return 0;
-  }
   if (absl::Status s = invad::core::ConfigureProcess(absl::GetFlag(FLAGS_intra_op_threads));
       !s.ok()) {
     std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
   o.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   o.build_version = INVAD_VERSION;
+  o.service.build_version = INVAD_VERSION;
   o.repository.root = absl::GetFlag(FLAGS_model_repository);
   o.repository.device = absl::GetFlag(FLAGS_device);
   invad::core::SchedulerOptions& b = o.repository.scheduler;
@@ -121,6 +126,12 @@ int main(int argc, char** argv) {
   if (absl::Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
     return 2;
+  }
+  if (!o.metrics_address.empty()) {
+    std::fprintf(stderr, "invad-server: metrics on port %d\n", server.metrics().exposer_port());
+  }
+  if (!o.health_address.empty()) {
+    std::fprintf(stderr, "invad-server: health on port %d\n", server.health_port());
   }
   std::fprintf(stderr,
                "invad-server: listening on port %d; loading %s (device %s, %d intra-op threads)\n",

@@ -64,7 +64,8 @@ Server::Server(ServerOptions options)
       repository_(
           std::make_unique<ModelRepository>(WithObservers(options_.repository, metrics_.get()))),
       service_(std::make_unique<AnomalyDetectionService>(repository_.get(), options_.service,
-                                                         metrics_.get())) {}
+                                                         metrics_.get())),
+      kserve_(std::make_unique<KServeService>(service_.get())) {}
 
 Server::~Server() {
   if (server_ && !drained_) Drain(absl::ZeroDuration());
@@ -81,6 +82,7 @@ absl::Status Server::Start() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.grpc_address, *creds, &port_);
   builder.RegisterService(service_.get());
+  builder.RegisterService(kserve_.get());
   builder.SetMaxReceiveMessageSize(options_.max_receive_message_bytes);
   if (options_.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(
@@ -110,6 +112,7 @@ absl::Status Server::Start() {
 }
 
 void Server::SetServing(bool serving) {
+  kserve_->SetReady(serving);
   for (grpc::Server* s : {server_.get(), health_server_.get()}) {
     if (s == nullptr) continue;
     grpc::HealthCheckServiceInterface* health = s->GetHealthCheckService();

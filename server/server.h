@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
 
+#include "server/kserve.h"
 #include "server/metrics.h"
 #include "server/model_repository.h"
 #include "server/service.h"
@@ -71,6 +72,7 @@ class Server {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<AnomalyDetectionService> service_;
+  std::unique_ptr<KServeService> kserve_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> health_server_;
   int port_ = 0;

@@ -21,6 +21,7 @@ struct ServiceOptions {
   int max_stream_in_flight = 32;
   // Required `authorization: Bearer <token>` on every call of this service; "" = none.
   std::string bearer_token;
+  std::string build_version = "dev";
 };
 
 class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackService {
