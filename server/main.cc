@@ -41,6 +41,10 @@ ABSL_FLAG(absl::Duration, drain_grace_period, absl::Seconds(20),
 ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
           "Close client connections after this age so scale-outs rebalance (0: never).");
 ABSL_FLAG(bool, reflection, true, "gRPC server reflection.");
+ABSL_FLAG(absl::Duration, repository_poll_interval, absl::ZeroDuration(),
+          "Re-read the model repository this often (new models and versions load, removed ones "
+          "drain); 0: only on SIGHUP.");
+ABSL_FLAG(int, model_versions, 1, "Versions served per model: the highest N.");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM server certificate (with --tls_key_file: TLS on).");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
 ABSL_FLAG(std::string, tls_client_ca_file, "",
@@ -55,7 +59,19 @@ ABSL_FLAG(std::string, health_address, "",
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
+volatile std::sig_atomic_t g_reload = 0;
 void OnSignal(int sig) { g_signal = sig; }
+void OnHangup(int) { g_reload = 1; }
+
+void LogReload(const absl::StatusOr<invad::server::ReloadSummary>& r) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "invad-server: reload failed: %s\n", r.status().ToString().c_str());
+    return;
+  }
+  for (const auto& m : r->loaded) std::fprintf(stderr, "invad-server: loaded %s\n", m.c_str());
+  for (const auto& m : r->unloaded) std::fprintf(stderr, "invad-server: unloaded %s\n", m.c_str());
+  for (const auto& m : r->failed) std::fprintf(stderr, "invad-server: failed %s\n", m.c_str());
+}
 
 }  // namespace
 
@@ -122,6 +138,12 @@ int main(int argc, char** argv) {
 
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
+  std::signal(SIGHUP, OnHangup);
+  o.repository.versions_per_model = absl::GetFlag(FLAGS_model_versions);
+  if (o.repository.versions_per_model < 1) {
+    std::fprintf(stderr, "invad-server: --model_versions must be >= 1\n");
+    return 2;
+  }
   invad::server::Server server(o);
   if (absl::Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
@@ -153,7 +175,18 @@ int main(int argc, char** argv) {
   std::fprintf(
       stderr, "invad-server: %s\n",
       server.repository().Ready() ? "ready" : "no model is ready (health \"\" NOT_SERVING)");
-  while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const absl::Duration poll = absl::GetFlag(FLAGS_repository_poll_interval);
+  absl::Time next_poll = absl::Now() + poll;
+  while (g_signal == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const bool due = poll > absl::ZeroDuration() && absl::Now() >= next_poll;
+    if (g_reload != 0 || due) {
+      if (g_reload != 0) std::fprintf(stderr, "invad-server: SIGHUP, reloading the repository\n");
+      g_reload = 0;
+      next_poll = absl::Now() + poll;
+      LogReload(server.Reload());
+    }
+  }
   std::fprintf(stderr, "invad-server: signal %d, draining (grace %s)\n", static_cast<int>(g_signal),
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_grace_period)).c_str());
   server.Drain(absl::GetFlag(FLAGS_drain_grace_period));

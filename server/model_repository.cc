@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
+#include <map>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -19,13 +21,17 @@ ModelRepository::ModelRepository(RepositoryOptions options) : options_(std::move
 
 ModelRepository::~ModelRepository() { Shutdown(absl::ZeroDuration()); }
 
-absl::Status ModelRepository::LoadAll() {
+absl::Status ModelRepository::LoadAll() { return Reload().status(); }
+
+absl::StatusOr<ReloadSummary> ModelRepository::Reload() {
+  core::MutexLock reload_lock(&reload_mu_);  // one reload at a time
   std::error_code ec;
   if (!fs::is_directory(options_.root, ec)) {
     return absl::NotFoundError(
         absl::StrCat("model repository ", options_.root, " is not a readable folder"));
   }
-  std::vector<std::pair<std::string, std::vector<int>>> plan;
+  // What should serve: the highest versions_per_model versions of every model folder.
+  std::map<std::string, std::vector<int>> plan;
   for (const auto& e : fs::directory_iterator(options_.root, ec)) {
     if (!e.is_directory() || e.path().filename().string().rfind('.', 0) == 0) continue;
     absl::StatusOr<std::vector<int>> versions = bundle::ListVersions(e.path().string());
@@ -34,31 +40,71 @@ absl::Status ModelRepository::LoadAll() {
     if (static_cast<int>(keep.size()) > options_.versions_per_model) {
       keep.erase(keep.begin(), keep.end() - options_.versions_per_model);
     }
-    plan.emplace_back(e.path().filename().string(), std::move(keep));
+    plan.emplace(e.path().filename().string(), std::move(keep));
   }
   if (ec) return absl::FailedPreconditionError(absl::StrCat(options_.root, ": ", ec.message()));
+
+  ReloadSummary summary;
+  std::vector<std::pair<std::string, int>> to_load;
   {
     core::MutexLock l(&mu_);
     for (const auto& [name, versions] : plan) {
-      for (int v : versions) models_[name][v].state = v1::VersionInfo::LOADING;
-    }
-  }
-  for (const auto& [name, versions] : plan) {
-    for (int v : versions) {
-      const std::string dir = (fs::path(options_.root) / name / std::to_string(v)).string();
-      absl::StatusOr<std::shared_ptr<ServedModel>> m = Load(name, v, dir);
-      core::MutexLock l(&mu_);
-      Entry& e = models_[name][v];
-      if (m.ok()) {
-        e.state = v1::VersionInfo::READY;
-        e.model = *std::move(m);
-      } else {
-        e.state = v1::VersionInfo::FAILED;
-        e.error = std::string(m.status().message());
+      for (int v : versions) {
+        auto m = models_.find(name);
+        const bool known = m != models_.end() && m->second.count(v) > 0;
+        // New versions load; failed ones are retried (their files may have been fixed).
+        if (!known || m->second.at(v).state == v1::VersionInfo::FAILED) {
+          models_[name][v] = Entry();  // LOADING
+          to_load.emplace_back(name, v);
+        }
       }
     }
   }
-  return absl::OkStatus();
+  // Load new versions first: older ones keep serving meanwhile.
+  for (const auto& [name, v] : to_load) {
+    const std::string dir = (fs::path(options_.root) / name / std::to_string(v)).string();
+    absl::StatusOr<std::shared_ptr<ServedModel>> m = Load(name, v, dir);
+    core::MutexLock l(&mu_);
+    Entry& e = models_[name][v];
+    if (m.ok()) {
+      e.state = v1::VersionInfo::READY;
+      e.model = *std::move(m);
+      summary.loaded.push_back(absl::StrCat(name, "/", v));
+    } else {
+      e.state = v1::VersionInfo::FAILED;
+      e.error = std::string(m.status().message());
+      summary.failed.push_back(absl::StrCat(name, "/", v, ": ", e.error));
+    }
+  }
+  // Then retire what no longer should serve: out of Find() at once, drained in the background of
+  // this call (in-flight requests hold the model and finish).
+  std::vector<std::shared_ptr<ServedModel>> retired;
+  {
+    core::MutexLock l(&mu_);
+    for (auto m = models_.begin(); m != models_.end();) {
+      auto wanted = plan.find(m->first);
+      for (auto v = m->second.begin(); v != m->second.end();) {
+        const bool keep = wanted != plan.end() &&
+                          std::find(wanted->second.begin(), wanted->second.end(), v->first) !=
+                              wanted->second.end();
+        if (keep) {
+          ++v;
+          continue;
+        }
+        if (v->second.model) retired.push_back(v->second.model);
+        summary.unloaded.push_back(absl::StrCat(m->first, "/", v->first));
+        v = m->second.erase(v);
+      }
+      m = m->second.empty() ? models_.erase(m) : std::next(m);
+    }
+  }
+  std::vector<std::thread> drains;
+  for (auto& m : retired) {
+    drains.emplace_back([m, grace = options_.unload_grace] { m->scheduler->Shutdown(grace); });
+  }
+  for (auto& t : drains) t.join();
+  retired.clear();  // the last references, if no request holds one, go here (not on a scheduler)
+  return summary;
 }
 
 absl::StatusOr<std::shared_ptr<ServedModel>> ModelRepository::Load(const std::string& name,

@@ -42,12 +42,19 @@ struct ServedModel {
   std::unique_ptr<core::ModelScheduler> scheduler;
 };
 
+// What a Reload() changed ("name/version" each; failed ones with the reason).
+struct ReloadSummary {
+  std::vector<std::string> loaded, unloaded, failed;
+};
+
 struct RepositoryOptions {
   std::string root;
   std::string device = "cpu";
   core::SchedulerOptions scheduler;
   // Versions served per model: the highest N. Default 1 (TF Serving's "latest" policy).
   int versions_per_model = 1;
+  // Time a retired version (removed, or superseded by a newer one) gets to finish its queued work.
+  absl::Duration unload_grace = absl::Seconds(30);
   // Creates the metrics observer of one model version (null: none).
   std::function<std::unique_ptr<core::SchedulerObserver>(const std::string& name, int version)>
       observer_factory;
@@ -61,6 +68,12 @@ class ModelRepository {
   // Loads and warms up every model folder under the root. FailedPrecondition/NotFound only when
   // the root itself cannot be read; individual bundles that fail are recorded as FAILED.
   absl::Status LoadAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Re-reads the root (SIGHUP, polling): loads new versions and models (and retries failed ones)
+  // while the current ones serve, then retires versions no longer wanted (folder removed, or
+  // beyond versions_per_model): they leave Find() at once and drain their queues within
+  // unload_grace; requests already holding them complete. Blocks until done.
+  absl::StatusOr<ReloadSummary> Reload() ABSL_LOCKS_EXCLUDED(mu_);
 
   // `version` 0 = the latest READY version. NotFound: unknown model or version; Unavailable: the
   // version exists but is not READY (loading, failed, unloading).
@@ -93,6 +106,7 @@ class ModelRepository {
   v1::ModelInfo InfoLocked(const std::string& name) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RepositoryOptions options_;
+  core::Mutex reload_mu_;
   mutable core::Mutex mu_;
   std::map<std::string, std::map<int, Entry>> models_ ABSL_GUARDED_BY(mu_);
 };

@@ -121,8 +121,7 @@ void Server::SetServing(bool serving) {
   }
 }
 
-absl::Status Server::LoadModels() {
-  if (absl::Status s = repository_->LoadAll(); !s.ok()) return s;
+void Server::PublishModelStates() {
   const v1::ListModelsResponse models = repository_->List();
   for (const v1::ModelInfo& m : models.models()) {
     for (const v1::VersionInfo& v : m.versions()) {
@@ -130,8 +129,25 @@ absl::Status Server::LoadModels() {
                               v.state() == v1::VersionInfo::READY);
     }
   }
+}
+
+absl::Status Server::LoadModels() {
+  if (absl::Status s = repository_->LoadAll(); !s.ok()) return s;
+  PublishModelStates();
   SetServing(repository_->Ready());
   return absl::OkStatus();
+}
+
+absl::StatusOr<ReloadSummary> Server::Reload() {
+  absl::StatusOr<ReloadSummary> r = repository_->Reload();
+  if (!r.ok()) return r;
+  for (const std::string& gone : r->unloaded) {
+    const size_t slash = gone.rfind('/');
+    metrics_->SetModelReady(gone.substr(0, slash), std::stoi(gone.substr(slash + 1)), false);
+  }
+  PublishModelStates();
+  if (!drained_) SetServing(repository_->Ready());
+  return r;
 }
 
 void Server::Drain(absl::Duration grace) {

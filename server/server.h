@@ -58,6 +58,9 @@ class Server {
   int health_port() const { return health_port_; }
   // Loads and warms up the repository, then marks the server ready.
   absl::Status LoadModels();
+  // Re-reads the model repository (SIGHUP, polling) without failing in-flight requests;
+  // see ModelRepository::Reload.
+  absl::StatusOr<ReloadSummary> Reload();
   // NOT_SERVING, stop accepting RPCs, give in-flight work `grace`, then stop.
   void Drain(absl::Duration grace);
   void Wait();
@@ -67,6 +70,7 @@ class Server {
 
  private:
   void SetServing(bool serving);
+  void PublishModelStates();
 
   const ServerOptions options_;
   std::unique_ptr<Metrics> metrics_;

@@ -4,8 +4,9 @@
 Stubs are generated at test time with protoc and grpc_python_plugin. The test trains a tiny model
 with invad-train, starts invad-server on free ports, waits for health SERVING, scores one PNG
 through invad.v1 Score and through KServe v2 ModelInfer (same score), checks ServerLive /
-ServerReady / ModelReady / ModelMetadata and /metrics, then sends SIGTERM and expects a clean
-drain: health NOT_SERVING, exit status 0.
+ServerReady / ModelReady / ModelMetadata and /metrics, writes a new version and sends SIGHUP (it
+must replace the old one), then sends SIGTERM and expects a clean drain: health NOT_SERVING, exit
+status 0.
 
   python_client_test.py --bin BUILD_DIR --proto PROTO_DIR --work DIR
 """
@@ -116,6 +117,21 @@ def main():
         print(f"Score {score.score!r}  ModelInfer {kscore!r}", flush=True)
         assert abs(kscore - score.score) <= 1e-6 * max(1.0, abs(score.score)), (kscore, score.score)
         assert outs["anomalous"].contents.bool_contents[0] == score.anomalous
+
+        # SIGHUP: a new version written by invad-train is loaded and replaces version 1.
+        run([os.path.join(a.bin, "tools/train/invad-train"), "--data",
+             os.path.join(data, "wood"), "--out", os.path.join(repo, "wood"), "--image_size",
+             "64", "--latent_size", "8", "--dit_hidden", "32", "--steps", "5",
+             "--progress=false"], stdout=subprocess.DEVNULL)
+        server.send_signal(signal.SIGHUP)
+        while True:
+            info = v1.GetModel(inference_pb2.GetModelRequest(model="wood"), timeout=10)
+            if [(v.version, v.state) for v in info.versions] == [
+                    (2, inference_pb2.VersionInfo.READY)]:
+                break
+            assert time.time() < deadline + 60, f"version 2 never replaced version 1: {info}"
+            time.sleep(0.1)
+        assert v1.Score(req, timeout=60).version == 2
 
         # A bad request gets its code, and the server keeps serving.
         try:

@@ -301,6 +301,62 @@ double MetricValue(const std::string& text, const std::string& series) {
   return std::stod(text.substr(at + series.size() + 1));
 }
 
+TEST_F(ServerTest, ABundleThatFailsToLoadIsReportedAndTheRestServe) {
+  const fs::path bad = fs::path(repo_) / "broken" / "1";
+  fs::create_directories(bad);
+  std::ofstream(bad / "config.pbtxt") << "this is not a manifest {";
+  StartServer();
+  grpc::ClientContext ctx;
+  v1::GetModelRequest get;
+  get.set_model("broken");
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModel(&ctx, get, &info).ok());
+  ASSERT_EQ(info.versions_size(), 1);
+  EXPECT_EQ(info.versions(0).state(), v1::VersionInfo::FAILED);
+  EXPECT_FALSE(info.versions(0).error().empty());
+  v1::ScoreRequest req = Request();
+  req.set_model("broken");
+  v1::ScoreResponse resp;
+  EXPECT_EQ(Score(req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(Score(Request(), &resp).ok());
+  EXPECT_EQ(Check(""), HealthCheckResponse::SERVING);
+}
+
+TEST_F(ServerTest, ReloadAddsNewVersionsAndModelsAndRetiresRemovedOnes) {
+  StartServer();
+  v1::ScoreResponse resp;
+  ASSERT_TRUE(Score(Request(), &resp).ok());
+  EXPECT_EQ(resp.version(), 1);
+
+  // A new version of "tiny" and a new model "second" appear; the old version keeps serving
+  // while they load, then retires (one version per model by default).
+  ASSERT_OK(invad::testing::WriteTinyBundle((fs::path(repo_) / "tiny").string()).status());
+  ASSERT_OK(invad::testing::WriteTinyBundle((fs::path(repo_) / "second").string()).status());
+  absl::StatusOr<ReloadSummary> r = server_->Reload();
+  ASSERT_OK(r.status());
+  EXPECT_THAT(r->loaded, ::testing::UnorderedElementsAre("tiny/2", "second/1"));
+  EXPECT_THAT(r->unloaded, ::testing::ElementsAre("tiny/1"));
+  ASSERT_TRUE(Score(Request(), &resp).ok());
+  EXPECT_EQ(resp.version(), 2);
+  v1::ScoreRequest old = Request();
+  old.set_version(1);
+  EXPECT_EQ(Score(old, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::ScoreRequest second = Request();
+  second.set_model("second");
+  EXPECT_TRUE(Score(second, &resp).ok());
+
+  // The model folder disappears: its requests become NOT_FOUND; "" stays SERVING for the rest.
+  fs::remove_all(fs::path(repo_) / "second");
+  r = server_->Reload();
+  ASSERT_OK(r.status());
+  EXPECT_THAT(r->unloaded, ::testing::ElementsAre("second/1"));
+  EXPECT_EQ(Score(second, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Check(""), HealthCheckResponse::SERVING);
+  const std::string text = server_->metrics().Serialize();
+  EXPECT_NE(text.find(R"(invad_model_ready{model="tiny",version="1"} 0)"), std::string::npos);
+  EXPECT_NE(text.find(R"(invad_model_ready{model="tiny",version="2"} 1)"), std::string::npos);
+}
+
 // A model slow enough (~10 ms a task here) that a burst of requests queues up.
 class LoadedServerTest : public ServerTest {
  protected:
@@ -364,6 +420,25 @@ TEST_F(LoadedServerTest, AFullQueueAnswersResourceExhaustedAndAcceptedWorkComple
                       std::to_string(full)),
             std::string::npos)
       << text;
+}
+
+TEST_F(LoadedServerTest, ReloadingUnderLoadFailsNoInFlightRequest) {
+  options_.repository.scheduler.max_queue_size = 1024;
+  StartServer();
+  std::vector<grpc::StatusCode> codes;
+  std::thread load([&] { codes = Burst(60, std::chrono::seconds(120)); });
+  // While version 1 has queued work, version 2 arrives and version 1 retires (drains).
+  invad::testing::TinyBundleOptions o;
+  o.image_size = 128;
+  o.latent_size = 8;
+  o.hidden_size = 256;
+  o.depth = 4;
+  ASSERT_OK(invad::testing::WriteTinyBundle((fs::path(repo_) / "tiny").string(), o).status());
+  absl::StatusOr<ReloadSummary> r = server_->Reload();
+  load.join();
+  ASSERT_OK(r.status());
+  EXPECT_THAT(r->unloaded, ::testing::ElementsAre("tiny/1"));
+  for (grpc::StatusCode c : codes) EXPECT_EQ(c, grpc::StatusCode::OK);
 }
 
 TEST_F(LoadedServerTest, ARequestWhoseDeadlinePassesWhileQueuedIsDroppedUncomputed) {
