@@ -14,6 +14,7 @@
 
 #include "core/runtime/runtime.h"
 #include "server/auth.h"
+#include "server/log.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051", "host:port for the gRPC API.");
@@ -41,6 +42,9 @@ ABSL_FLAG(absl::Duration, drain_grace_period, absl::Seconds(20),
 ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
           "Close client connections after this age so scale-outs rebalance (0: never).");
 ABSL_FLAG(bool, reflection, true, "gRPC server reflection.");
+ABSL_FLAG(std::string, log_format, "text", "text or json (one JSON object per line).");
+ABSL_FLAG(bool, log_requests, false,
+          "Log every request (failed ones are always logged), with its correlation ids.");
 ABSL_FLAG(absl::Duration, repository_poll_interval, absl::ZeroDuration(),
           "Re-read the model repository this often (new models and versions load, removed ones "
           "drain); 0: only on SIGHUP.");
@@ -63,14 +67,16 @@ volatile std::sig_atomic_t g_reload = 0;
 void OnSignal(int sig) { g_signal = sig; }
 void OnHangup(int) { g_reload = 1; }
 
+using invad::server::Log;
+
 void LogReload(const absl::StatusOr<invad::server::ReloadSummary>& r) {
   if (!r.ok()) {
-    std::fprintf(stderr, "invad-server: reload failed: %s\n", r.status().ToString().c_str());
+    Log("error", "reload failed", {{"error", r.status().ToString()}});
     return;
   }
-  for (const auto& m : r->loaded) std::fprintf(stderr, "invad-server: loaded %s\n", m.c_str());
-  for (const auto& m : r->unloaded) std::fprintf(stderr, "invad-server: unloaded %s\n", m.c_str());
-  for (const auto& m : r->failed) std::fprintf(stderr, "invad-server: failed %s\n", m.c_str());
+  for (const auto& m : r->loaded) Log("info", absl::StrCat("loaded ", m));
+  for (const auto& m : r->unloaded) Log("info", absl::StrCat("unloaded ", m));
+  for (const auto& m : r->failed) Log("error", absl::StrCat("failed ", m));
 }
 
 }  // namespace
@@ -86,6 +92,12 @@ int main(int argc, char** argv) {
   usage.version_string = [] { return std::string("invad-server ") + INVAD_VERSION + "\n"; };
   absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
+  invad::server::LogFormat log_format;
+  if (!invad::server::ParseLogFormat(absl::GetFlag(FLAGS_log_format), &log_format)) {
+    std::fprintf(stderr, "invad-server: --log_format must be text or json\n");
+    return 2;
+  }
+  invad::server::SetLogFormat(log_format);
   if (absl::Status s = invad::core::ConfigureProcess(absl::GetFlag(FLAGS_intra_op_threads));
       !s.ok()) {
     std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
@@ -144,52 +156,68 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "invad-server: --model_versions must be >= 1\n");
     return 2;
   }
+  o.service.log_requests = absl::GetFlag(FLAGS_log_requests);
   invad::server::Server server(o);
   if (absl::Status s = server.Start(); !s.ok()) {
-    std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
+    Log("error", "could not start", {{"error", s.ToString()}});
     return 2;
   }
   if (!o.metrics_address.empty()) {
-    std::fprintf(stderr, "invad-server: metrics on port %d\n", server.metrics().exposer_port());
+    Log("info", absl::StrCat("metrics on port ", server.metrics().exposer_port()),
+        {{"address", o.metrics_address}});
   }
   if (!o.health_address.empty()) {
-    std::fprintf(stderr, "invad-server: health on port %d\n", server.health_port());
+    Log("info", absl::StrCat("health on port ", server.health_port()),
+        {{"address", o.health_address}});
   }
-  std::fprintf(stderr,
-               "invad-server: listening on port %d; loading %s (device %s, %d intra-op threads)\n",
-               server.port(), o.repository.root.c_str(), o.repository.device.c_str(),
-               invad::core::TorchIntraOpThreads());
+  Log("info", absl::StrCat("listening on port ", server.port()),
+      {{"address", o.grpc_address},
+       {"tls", o.tls_cert_file.empty() ? "off" : (o.tls_client_ca_file.empty() ? "on" : "mutual")},
+       {"auth", o.service.bearer_token.empty() ? "off" : "token"},
+       {"repository", o.repository.root},
+       {"device", o.repository.device},
+       {"intra_op_threads", std::to_string(invad::core::TorchIntraOpThreads())},
+       {"instances", std::to_string(b.instances)},
+       {"max_batch_size", std::to_string(b.max_batch_size)},
+       {"batching_mode", mode},
+       {"version", INVAD_VERSION}});
   if (absl::Status s = server.LoadModels(); !s.ok()) {
-    std::fprintf(stderr, "invad-server: %s\n", s.ToString().c_str());
+    Log("error", "could not load the model repository", {{"error", s.ToString()}});
     return 2;
   }
   const invad::v1::ListModelsResponse models = server.repository().List();
   for (const auto& m : models.models()) {
     for (const auto& v : m.versions()) {
-      std::fprintf(stderr, "invad-server: model %s version %lld %s%s%s\n", m.name().c_str(),
-                   static_cast<long long>(v.version()),
-                   invad::v1::VersionInfo::State_Name(v.state()).c_str(),
-                   v.error().empty() ? "" : ": ", v.error().c_str());
+      Log(v.state() == invad::v1::VersionInfo::READY ? "info" : "error", "model",
+          {{"model", m.name()},
+           {"version", std::to_string(v.version())},
+           {"state", invad::v1::VersionInfo::State_Name(v.state())},
+           {"input", absl::StrCat(v.input_width(), "x", v.input_height(), "x", v.input_channels())},
+           {"precision", v.precision()},
+           {"error", v.error()}});
     }
   }
-  std::fprintf(
-      stderr, "invad-server: %s\n",
-      server.repository().Ready() ? "ready" : "no model is ready (health \"\" NOT_SERVING)");
+  if (server.repository().Ready()) {
+    Log("info", "ready");
+  } else {
+    Log("error", "no model is ready (health \"\" NOT_SERVING)");
+  }
   const absl::Duration poll = absl::GetFlag(FLAGS_repository_poll_interval);
   absl::Time next_poll = absl::Now() + poll;
   while (g_signal == 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const bool due = poll > absl::ZeroDuration() && absl::Now() >= next_poll;
     if (g_reload != 0 || due) {
-      if (g_reload != 0) std::fprintf(stderr, "invad-server: SIGHUP, reloading the repository\n");
+      if (g_reload != 0) Log("info", "SIGHUP, reloading the repository");
       g_reload = 0;
       next_poll = absl::Now() + poll;
       LogReload(server.Reload());
     }
   }
-  std::fprintf(stderr, "invad-server: signal %d, draining (grace %s)\n", static_cast<int>(g_signal),
-               absl::FormatDuration(absl::GetFlag(FLAGS_drain_grace_period)).c_str());
+  Log("info", "draining",
+      {{"signal", std::to_string(static_cast<int>(g_signal))},
+       {"grace", absl::FormatDuration(absl::GetFlag(FLAGS_drain_grace_period))}});
   server.Drain(absl::GetFlag(FLAGS_drain_grace_period));
-  std::fprintf(stderr, "invad-server: stopped\n");
+  Log("info", "stopped");
   return 0;
 }

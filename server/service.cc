@@ -4,10 +4,12 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 #include "core/base/mutex.h"
 #include "server/auth.h"
+#include "server/log.h"
 #include "server/status.h"
 
 namespace invad::server {
@@ -74,6 +76,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
       frame = std::make_shared<Frame>();
       frame->request.set_model(request_.model());
       frame->request.set_version(request_.version());
+      *frame->request.mutable_correlation() = request_.correlation();
       frame->received = received;
       frame->response.set_sequence(next_sequence_++);
       *frame->response.mutable_correlation() = request_.correlation();
@@ -206,6 +209,28 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
 void AnomalyDetectionService::Record(const std::string& method, const v1::ScoreRequest& request,
                                      const absl::Status& status, const v1::ScoreResponse* response,
                                      absl::Time received) {
+  // Failures are logged, except the load-related ones (queue full, expired, cancelled): those are
+  // counted by metrics and would flood the log exactly when the server is busiest.
+  const absl::StatusCode code = status.code();
+  const bool load_related = code == absl::StatusCode::kResourceExhausted ||
+                            code == absl::StatusCode::kDeadlineExceeded ||
+                            code == absl::StatusCode::kCancelled;
+  if ((!status.ok() && !load_related) || options_.log_requests) {
+    const v1::Correlation& c = request.correlation();
+    const bool internal =
+        status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kUnknown;
+    Log(status.ok() ? "info" : (internal ? "error" : "warning"), "request",
+        {{"method", method},
+         {"model", request.model()},
+         {"version", request.version() > 0 ? std::to_string(request.version()) : ""},
+         {"code", absl::StatusCodeToString(status.code())},
+         {"request_id", c.request_id()},
+         {"camera_id", c.camera_id()},
+         {"frame_id", c.frame_id()},
+         {"score", response != nullptr ? absl::StrCat(response->score()) : ""},
+         {"total_us", absl::StrCat(absl::ToInt64Microseconds(absl::Now() - received))},
+         {"error", std::string(status.message())}});
+  }
   if (metrics_ == nullptr) return;
   metrics_->InflightAdd(-1);
   if (response != nullptr) {

@@ -22,6 +22,8 @@ struct ServiceOptions {
   // Required `authorization: Bearer <token>` on every call of this service; "" = none.
   std::string bearer_token;
   std::string build_version = "dev";
+  // Log every request (failed ones are always logged).
+  bool log_requests = false;
 };
 
 class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackService {

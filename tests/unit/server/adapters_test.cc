@@ -5,6 +5,7 @@
 #include "gtest/gtest.h"
 
 #include "server/kserve.h"
+#include "server/log.h"
 #include "server/status.h"
 #include "tests/testing/status_matchers.h"
 
@@ -91,6 +92,20 @@ TEST(FromModelInferTest, PixelsParametersAndErrors) {
   EXPECT_THAT(FromModelInfer(r), StatusIs(absl::StatusCode::kInvalidArgument, "FP32"));
   r.clear_inputs();
   EXPECT_THAT(FromModelInfer(r), StatusIs(absl::StatusCode::kInvalidArgument, "one input"));
+}
+
+TEST(LogLineTest, JsonLinesEscapeAndTextQuotesAndEmptyFieldsAreLeftOut) {
+  EXPECT_EQ(FormatLogLine(LogFormat::kJson, "T", "warning", "request",
+                          {{"frame_id", "f\"1\n"}, {"camera_id", ""}, {"code", "NOT_FOUND"}}),
+            "{\"time\":\"T\",\"level\":\"warning\",\"msg\":\"request\",\"frame_id\":\"f\\\"1\\n\","
+            "\"code\":\"NOT_FOUND\"}\n");
+  EXPECT_EQ(FormatLogLine(LogFormat::kText, "T", "info", "model",
+                          {{"model", "demo"}, {"error", "bad file x"}, {"empty", ""}}),
+            "T info model model=demo error=\"bad file x\"\n");
+  LogFormat f;
+  EXPECT_TRUE(ParseLogFormat("json", &f));
+  EXPECT_EQ(f, LogFormat::kJson);
+  EXPECT_FALSE(ParseLogFormat("xml", &f));
 }
 
 }  // namespace
