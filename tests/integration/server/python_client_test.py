@@ -46,12 +46,16 @@ def main():
     os.makedirs(os.path.join(extra, "health_stubs"))
     shutil.copy(os.path.join(a.proto, "grpc/health/v1/health.proto"),
                 os.path.join(extra, "health_stubs/health.proto"))
+    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "reflection.proto"),
+                os.path.join(extra, "health_stubs/reflection.proto"))
     run(["protoc", f"-I{a.proto}", f"-I{extra}", f"--python_out={gen}", f"--grpc_out={gen}",
          f"--plugin=protoc-gen-grpc={plugin}", "invad/v1/model_config.proto",
-         "invad/v1/inference.proto", "kserve/grpc_predict_v2.proto", "health_stubs/health.proto"])
+         "invad/v1/inference.proto", "kserve/grpc_predict_v2.proto", "health_stubs/health.proto",
+         "health_stubs/reflection.proto"])
     sys.path.insert(0, gen)
     import grpc  # noqa: E402
     from health_stubs import health_pb2, health_pb2_grpc  # noqa: E402
+    from health_stubs import reflection_pb2, reflection_pb2_grpc  # noqa: E402
     from invad.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
     from kserve import grpc_predict_v2_pb2 as kv2, grpc_predict_v2_pb2_grpc as kv2_grpc  # noqa
 
@@ -90,6 +94,15 @@ def main():
                 break
             assert time.time() < deadline, "never SERVING"
             time.sleep(0.1)
+
+        # Reflection (on by default) lists the services, so grpcurl-style tools work.
+        refl = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = refl.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+        services = {s.name for r in answers for s in r.list_services_response.service}
+        for want in ("invad.v1.AnomalyDetection", "inference.GRPCInferenceService",
+                     "grpc.health.v1.Health"):
+            assert want in services, (want, services)
 
         png = open(sorted(
             os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(data, "wood", "test"))
