@@ -152,6 +152,11 @@ int TorchIntraOpThreads() { return at::get_num_threads(); }
 absl::Status ConfigureProcess(int intra_op_threads) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // One arena: threads other than main (the batcher's model threads) would otherwise get arenas
+  // made of 64 MiB mmap'd heaps, where large tensors do not fit and freed memory is returned to
+  // the kernel, so every batch faults its pages in again (platform.md P2). Measured: batch-16
+  // model calls on a scheduler thread 45 → 18 ms per image (docs/benchmarks.md).
+  mallopt(M_ARENA_MAX, 1);
   const int n = intra_op_threads > 0
                     ? intra_op_threads
                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
