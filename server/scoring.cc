@@ -94,6 +94,8 @@ absl::StatusOr<preprocess::Image> Crop(preprocess::Image image, const v1::Rect& 
 }
 
 constexpr int kMaxTiles = 1024;
+// Regions returned per image (highest peaks first); a noisy map must not make answers huge.
+constexpr int kMaxRegions = 64;
 
 int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
 
@@ -198,7 +200,21 @@ absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const std::vec
   cv::Mat mask = network > static_cast<float>(cal.pixel_threshold);
   cv::Mat labels, stats, centroids;
   const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
-  for (int i = 1; i < n; ++i) {
+  // Peaks of every component in one pass over the map.
+  std::vector<float> peaks(n, 0.0f);
+  for (int y = 0; y < network.rows; ++y) {
+    const int* l = labels.ptr<int>(y);
+    const float* v = network.ptr<float>(y);
+    for (int x = 0; x < network.cols; ++x) {
+      if (l[x] > 0) peaks[l[x]] = std::max(peaks[l[x]], v[x]);
+    }
+  }
+  // The kMaxRegions with the highest peaks, highest first.
+  std::vector<int> order;
+  for (int i = 1; i < n; ++i) order.push_back(i);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return peaks[a] > peaks[b]; });
+  if (order.size() > static_cast<size_t>(kMaxRegions)) order.resize(kMaxRegions);
+  for (int i : order) {
     v1::DefectRegion* d = out.add_regions();
     const int x = stats.at<int>(i, cv::CC_STAT_LEFT), y = stats.at<int>(i, cv::CC_STAT_TOP);
     const int w = stats.at<int>(i, cv::CC_STAT_WIDTH), h = stats.at<int>(i, cv::CC_STAT_HEIGHT);
@@ -207,13 +223,8 @@ absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const std::vec
     d->mutable_box()->set_width(std::max(1, static_cast<int>(std::ceil(w / nx))));
     d->mutable_box()->set_height(std::max(1, static_cast<int>(std::ceil(h / ny))));
     d->set_area(static_cast<int64_t>(std::llround(stats.at<int>(i, cv::CC_STAT_AREA) / (nx * ny))));
-    double peak = 0;
-    cv::minMaxLoc(network, nullptr, &peak, nullptr, nullptr, labels == i);
-    d->set_peak(static_cast<float>(peak));
+    d->set_peak(peaks[i]);
   }
-  std::sort(
-      out.mutable_regions()->begin(), out.mutable_regions()->end(),
-      [](const v1::DefectRegion& a, const v1::DefectRegion& b) { return a.peak() > b.peak(); });
 
   const v1::MapKind kind = c.request.map();
   if (kind == v1::MAP_LATENT) {
