@@ -240,9 +240,16 @@ void AnomalyDetectionService::Record(const std::string& method, const v1::ScoreR
     return;
   }
   // Label only names the repository knows, so bad requests cannot grow the label set.
+  // The version label is the one the request resolved to (a queue-full refusal of "latest" counts
+  // against the version that refused it).
   const bool known = repo_->HasModel(request.model());
-  metrics_->OnRequest(known ? request.model() : "", known ? request.version() : 0, method,
-                      status.code(), absl::Now() - received);
+  int64_t version = known ? request.version() : 0;
+  if (known) {
+    absl::StatusOr<std::shared_ptr<ServedModel>> m = repo_->Find(request.model(), version);
+    if (m.ok()) version = (*m)->version;
+  }
+  metrics_->OnRequest(known ? request.model() : "", version, method, status.code(),
+                      absl::Now() - received);
 }
 
 namespace {

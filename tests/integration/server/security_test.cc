@@ -23,18 +23,12 @@
 #include "server/server.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/tiny_bundle.h"
+#include "tests/testing/tls_certs.h"
 
 namespace invad::server {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Read(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class SecurityTest : public ::testing::Test {
  protected:
@@ -42,28 +36,17 @@ class SecurityTest : public ::testing::Test {
     dir_ = new fs::path(fs::temp_directory_path() / ("invad_tls_" + std::to_string(::getpid())));
     fs::remove_all(*dir_);
     fs::create_directories(*dir_);
-    if (std::system("command -v openssl >/dev/null 2>&1") != 0) {
-      const char* ci = std::getenv("CI");
-      if (ci != nullptr && std::string(ci) == "true") {
+    // A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, all signed
+    // by the CA; plus a second CA whose client certificate the server must refuse.
+    absl::Status certs = invad::testing::MakeTestCertificates(*dir_);
+    if (absl::IsNotFound(certs)) {
+      if (invad::testing::RunningInCi()) {
         FAIL() << "openssl missing (scripts/install-deps.sh installs it)";
       }
       GTEST_SKIP() << "openssl not installed";
     }
-    // A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, all signed
-    // by the CA; plus a second CA whose client certificate the server must refuse.
-    const std::string d = dir_->string();
-    const std::string script = "set -e; cd " + d + R"(
-      openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=invad-test-ca -keyout ca.key -out ca.crt 2>/dev/null
-      openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
-      printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext
-      openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.crt 2>/dev/null
-      openssl req -newkey rsa:2048 -nodes -subj /CN=camera-7 -keyout client.key -out client.csr 2>/dev/null
-      openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out client.crt 2>/dev/null
-      openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=rogue-ca -keyout rogue.key -out rogue.crt 2>/dev/null
-      printf '  s3cret-token\n' > token.txt
-    )";
-    std::ofstream(*dir_ / "make_certs.sh") << script << "\n";
-    ASSERT_EQ(std::system(("bash " + d + "/make_certs.sh").c_str()), 0);
+    ASSERT_OK(certs);
+    std::ofstream(*dir_ / "token.txt") << "  s3cret-token\n";
     ASSERT_OK(invad::testing::WriteTinyBundle((*dir_ / "repo" / "tiny").string()).status());
   }
   static void TearDownTestSuite() {
@@ -83,10 +66,10 @@ class SecurityTest : public ::testing::Test {
   }
   std::shared_ptr<grpc::ChannelCredentials> Tls(bool client_cert, const std::string& ca = "ca") {
     grpc::SslCredentialsOptions o;
-    o.pem_root_certs = Read(*dir_ / (ca + ".crt"));
+    o.pem_root_certs = invad::testing::ReadText(*dir_ / (ca + ".crt"));
     if (client_cert) {
-      o.pem_private_key = Read(*dir_ / "client.key");
-      o.pem_cert_chain = Read(*dir_ / "client.crt");
+      o.pem_private_key = invad::testing::ReadText(*dir_ / "client.key");
+      o.pem_cert_chain = invad::testing::ReadText(*dir_ / "client.crt");
     }
     return grpc::SslCredentials(o);
   }
