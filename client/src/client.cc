@@ -404,6 +404,11 @@ class ClientImpl final : public Client {
         mv.allowed_steps.assign(v.allowed_steps().begin(), v.allowed_steps().end());
         mv.default_steps = v.default_steps();
         mv.categories.assign(v.categories().begin(), v.categories().end());
+        for (const v1::CalibrationSummary& c : v.calibration()) {
+          mv.calibration.push_back({c.steps(), c.category(), c.image_threshold(),
+                                    c.pixel_threshold(), c.target_fpr(), c.fpr_resolution(),
+                                    c.num_images()});
+        }
         mv.device = v.device();
         mv.precision = v.precision();
         mv.description = v.description();

@@ -120,6 +120,13 @@ struct ScoreResult {
 
 enum class HealthStatus { kUnknown, kServing, kNotServing, kServiceUnknown };
 
+struct CalibrationInfo {
+  int steps = 0;
+  std::string category;  // "" = all images
+  double image_threshold = 0, pixel_threshold = 0, target_fpr = 0, fpr_resolution = 0;
+  int num_images = 0;
+};
+
 struct ModelVersion {
   int64_t version = 0;
   std::string state;  // LOADING, READY, FAILED, ...
@@ -128,6 +135,7 @@ struct ModelVersion {
   std::vector<int> allowed_steps;
   int default_steps = 0;
   std::vector<std::string> categories;
+  std::vector<CalibrationInfo> calibration;
   std::string device, precision, description;
 };
 

@@ -1,0 +1,433 @@
+// invad: the command line for lines and operators (docs/cli.md).
+//   invad score <files|dirs|globs> --model=M [--json|--csv] [--overlay_dir=D] [--threshold=T]
+//   invad health [--service=S] [--json]
+//   invad models [--json]
+// Every subcommand takes --target (default localhost:50051) and the TLS/token flags.
+// Exit status: 0 ok (score: every image normal), 1 score: an anomaly (--fail_on_anomaly=false
+// turns that off) / health: not serving, 2 errors.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <glob.h>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <sys/stat.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+
+#include "invad/client/client.h"
+#include "tools/common/progress.h"
+
+ABSL_FLAG(std::string, target, "localhost:50051", "Server: host:port or dns:///host:port.");
+ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA of the server's certificate (TLS on).");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate (mutual TLS).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_server_name, "", "Name to check in the server's certificate.");
+ABSL_FLAG(std::string, token_file, "", "File with the bearer token the server asks for.");
+ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30), "Per-request deadline.");
+ABSL_FLAG(bool, json, false, "JSON output (one object per line for score).");
+ABSL_FLAG(bool, csv, false, "score: CSV output with a header line.");
+ABSL_FLAG(std::string, model, "", "score: model name (default: the only served model).");
+ABSL_FLAG(int64_t, version, 0, "score: model version (0: latest).");
+ABSL_FLAG(std::string, category, "", "score: category of a multi-category model.");
+ABSL_FLAG(int, steps, 0, "score: K (0: the model's default).");
+ABSL_FLAG(std::optional<double>, threshold, std::nullopt,
+          "score: image threshold instead of the calibrated one.");
+ABSL_FLAG(std::string, overlay_dir, "",
+          "score: write <name>_overlay.png per image: image | heat map with the defect contour, "
+          "verdict and score.");
+ABSL_FLAG(bool, fail_on_anomaly, true, "score: exit status 1 when any image is anomalous.");
+ABSL_FLAG(bool, progress, true, "score: progress bar on stderr when scoring directories.");
+ABSL_FLAG(std::string, service, "", "health: service to check (\"\" = ready, \"liveness\").");
+
+namespace {
+
+namespace fs = std::filesystem;
+using invad::client::Client;
+
+constexpr char kUsage[] = R"(invad: score images on an invad-server, check it, list its models.
+
+  invad score <files|dirs|globs> [--model=M] [--json|--csv] [--overlay_dir=D] [--threshold=T]
+  invad health [--service=S] [--json]
+  invad models [--json]
+
+Common flags: --target (default localhost:50051), --tls_ca_file, --tls_cert_file, --tls_key_file,
+--tls_server_name, --token_file, --deadline. `invad <subcommand> --help` lists every flag.
+Exit status: 0 ok; 1 an anomaly (score) or not serving (health); 2 an error.)";
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Connect() {
+  invad::client::ClientOptions o;
+  o.target = absl::GetFlag(FLAGS_target);
+  o.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  o.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  o.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  o.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  o.default_deadline = absl::GetFlag(FLAGS_deadline);
+  if (const std::string f = absl::GetFlag(FLAGS_token_file); !f.empty()) {
+    std::ifstream in(f);
+    if (!in) return absl::InvalidArgumentError("cannot read --token_file " + f);
+    std::string token;
+    in >> token;
+    o.bearer_token = token;
+  }
+  return Client::Create(o);
+}
+
+bool IsImageFile(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}) {
+    if (ext == e) return true;
+  }
+  return false;
+}
+
+// Files as given; directories recursively (image files, sorted); globs expanded.
+absl::StatusOr<std::vector<std::string>> ExpandInputs(const std::vector<char*>& args,
+                                                      bool* any_dir) {
+  std::vector<std::string> out;
+  for (const char* a : args) {
+    std::error_code ec;
+    if (fs::is_directory(a, ec)) {
+      *any_dir = true;
+      std::vector<std::string> found;
+      for (const auto& e : fs::recursive_directory_iterator(a, ec)) {
+        if (e.is_regular_file() && IsImageFile(e.path())) found.push_back(e.path().string());
+      }
+      std::sort(found.begin(), found.end());
+      out.insert(out.end(), found.begin(), found.end());
+    } else if (fs::exists(a, ec)) {
+      out.push_back(a);
+    } else {
+      glob_t g;
+      if (glob(a, 0, nullptr, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; ++i) out.push_back(g.gl_pathv[i]);
+        globfree(&g);
+      } else {
+        return absl::NotFoundError(absl::StrCat("no such file, folder or match: ", a));
+      }
+    }
+  }
+  if (out.empty()) return absl::NotFoundError("no images to score");
+  return out;
+}
+
+// image | heat map (0 at zero, red at twice the pixel threshold) with the defect contour at the
+// pixel threshold, verdict and score written on it.
+absl::Status WriteOverlay(const std::string& file, const std::string& bytes,
+                          const invad::client::ScoreResult& r, double pixel_threshold,
+                          const std::string& dir) {
+  cv::Mat img = cv::imdecode(
+      cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
+      cv::IMREAD_COLOR);
+  if (img.empty()) return absl::InvalidArgumentError("cannot decode " + file + " for the overlay");
+  if (r.map_width != img.cols || r.map_height != img.rows) {
+    return absl::InternalError("the map does not have the image's size");
+  }
+  cv::Mat map(r.map_height, r.map_width, CV_32F, const_cast<float*>(r.map.data()));
+  cv::Mat scaled, heat;
+  map.convertTo(scaled, CV_8U, 128.0 / std::max(pixel_threshold, 1e-12));
+  cv::applyColorMap(scaled, heat, cv::COLORMAP_JET);
+  cv::Mat blended;
+  cv::addWeighted(img, 0.5, heat, 0.5, 0, blended);
+  cv::Mat mask = map > static_cast<float>(pixel_threshold);
+  std::vector<std::vector<cv::Point>> contours;
+  cv::findContours(mask, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+  cv::drawContours(blended, contours, -1, cv::Scalar(255, 255, 255), 2);
+  cv::Mat out;
+  cv::hconcat(img, blended, out);
+  const std::string label = absl::StrFormat("%s  score %.2f  threshold %.2f",
+                                            r.anomalous ? "ANOMALOUS" : "ok", r.score, r.threshold);
+  cv::putText(out, label, cv::Point(8, 20), cv::FONT_HERSHEY_SIMPLEX, 0.5,
+              r.anomalous ? cv::Scalar(0, 0, 255) : cv::Scalar(0, 200, 0), 1, cv::LINE_AA);
+  fs::create_directories(dir);
+  // Unique per input path: "a/b/000.png" -> "a_b_000_overlay.png".
+  std::string name =
+      (fs::path(file).parent_path() / fs::path(file).stem()).relative_path().string();
+  std::replace(name.begin(), name.end(), '/', '_');
+  const std::string path = (fs::path(dir) / (name + "_overlay.png")).string();
+  try {
+    if (!cv::imwrite(path, out)) return absl::InternalError("cannot write " + path);
+  } catch (const cv::Exception& e) {
+    return absl::InternalError(absl::StrCat("cannot write ", path, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+int Score(const std::vector<char*>& args) {
+  bool any_dir = false;
+  absl::StatusOr<std::vector<std::string>> files = ExpandInputs(args, &any_dir);
+  if (!files.ok()) {
+    std::fprintf(stderr, "invad score: %s\n", files.status().ToString().c_str());
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<Client>> client = Connect();
+  if (!client.ok()) {
+    std::fprintf(stderr, "invad score: %s\n", client.status().ToString().c_str());
+    return 2;
+  }
+  std::string model = absl::GetFlag(FLAGS_model);
+  const std::string overlay_dir = absl::GetFlag(FLAGS_overlay_dir);
+  double pixel_threshold = 0;
+  if (model.empty() || !overlay_dir.empty()) {
+    absl::StatusOr<std::vector<invad::client::ModelDescription>> models = (*client)->ListModels();
+    if (!models.ok()) {
+      std::fprintf(stderr, "invad score: %s\n", models.status().ToString().c_str());
+      return 2;
+    }
+    if (model.empty()) {
+      if (models->size() != 1) {
+        std::fprintf(stderr, "invad score: the server has %zu models; name one with --model\n",
+                     models->size());
+        return 2;
+      }
+      model = (*models)[0].name;
+    }
+    for (const auto& m : *models) {
+      if (m.name != model) continue;
+      for (const auto& v : m.versions) {
+        if (v.state != "READY" || v.calibration.empty()) continue;
+        const int k = absl::GetFlag(FLAGS_steps) > 0 ? absl::GetFlag(FLAGS_steps) : v.default_steps;
+        for (const auto& c : v.calibration) {
+          if (c.steps == k && c.category == absl::GetFlag(FLAGS_category)) {
+            pixel_threshold = c.pixel_threshold;
+          }
+        }
+      }
+    }
+  }
+  invad::client::ScoreOptions so;
+  so.model = model;
+  so.version = absl::GetFlag(FLAGS_version);
+  so.category = absl::GetFlag(FLAGS_category);
+  so.steps = absl::GetFlag(FLAGS_steps);
+  so.threshold = absl::GetFlag(FLAGS_threshold);
+  if (!overlay_dir.empty()) so.map = invad::client::MapKind::kOriginal;
+  const bool json = absl::GetFlag(FLAGS_json), csv = absl::GetFlag(FLAGS_csv);
+  if (csv) std::printf("file,model,version,score,threshold,anomalous,regions,error\n");
+  std::optional<invad::tools::ProgressBar> bar;
+  if (any_dir && absl::GetFlag(FLAGS_progress)) {
+    bar.emplace("score", static_cast<int>(files->size()));
+  }
+  int anomalies = 0, errors = 0, n = 0;
+  for (const std::string& file : *files) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string bytes = ss.str();
+    so.ids.frame_id = file;
+    absl::StatusOr<invad::client::ScoreResult> r =
+        in ? (*client)->Score(invad::client::Image::Encoded(bytes), so)
+           : absl::StatusOr<invad::client::ScoreResult>(absl::NotFoundError("cannot read " + file));
+    if (r.ok() && !overlay_dir.empty()) {
+      if (absl::Status s = WriteOverlay(file, bytes, *r, pixel_threshold, overlay_dir); !s.ok()) {
+        r = s;
+      }
+    }
+    ++n;
+    if (!r.ok()) {
+      ++errors;
+      if (json) {
+        std::printf("{\"file\":%s,\"error\":{\"code\":%s,\"message\":%s}}\n",
+                    JsonString(file).c_str(),
+                    JsonString(absl::StatusCodeToString(r.status().code())).c_str(),
+                    JsonString(std::string(r.status().message())).c_str());
+      } else if (csv) {
+        std::printf("%s,,,,,,,%s\n", CsvField(file).c_str(),
+                    CsvField(r.status().ToString()).c_str());
+      } else {
+        std::printf("%s  ERROR %s\n", file.c_str(), r.status().ToString().c_str());
+      }
+    } else {
+      anomalies += r->anomalous;
+      if (json) {
+        std::vector<std::string> regions;
+        for (const auto& g : r->regions) {
+          regions.push_back(absl::StrFormat(
+              "{\"x\":%d,\"y\":%d,\"width\":%d,\"height\":%d,\"area\":%d,\"peak\":%.6g}", g.box.x,
+              g.box.y, g.box.width, g.box.height, g.area, g.peak));
+        }
+        std::printf(
+            "{\"file\":%s,\"model\":%s,\"version\":%d,\"steps\":%d,\"score\":%.6g,"
+            "\"threshold\":%.6g,\"anomalous\":%s,\"regions\":[%s],\"queue_ms\":%.3f,"
+            "\"compute_ms\":%.3f,\"server_ms\":%.3f}\n",
+            JsonString(file).c_str(), JsonString(r->model).c_str(), r->version, r->steps, r->score,
+            r->threshold, r->anomalous ? "true" : "false", absl::StrJoin(regions, ",").c_str(),
+            absl::ToDoubleMilliseconds(r->queue_time), absl::ToDoubleMilliseconds(r->compute_time),
+            absl::ToDoubleMilliseconds(r->server_time));
+      } else if (csv) {
+        std::printf("%s,%s,%d,%.6g,%.6g,%d,%zu,\n", CsvField(file).c_str(),
+                    CsvField(r->model).c_str(), static_cast<int>(r->version), r->score,
+                    r->threshold, r->anomalous ? 1 : 0, r->regions.size());
+      } else {
+        std::printf("%s  %s  score %.3f  threshold %.3f  (%s v%d)\n", file.c_str(),
+                    r->anomalous ? "ANOMALOUS" : "ok", r->score, r->threshold, r->model.c_str(),
+                    static_cast<int>(r->version));
+      }
+    }
+    std::fflush(stdout);
+    if (bar) bar->Update(n, absl::StrCat(anomalies, " anomalous"));
+  }
+  if (bar) bar->Finish(absl::StrCat(anomalies, " anomalous, ", errors, " errors"));
+  if (!json && !csv) {
+    std::fprintf(stderr, "invad score: %d images, %d anomalous, %d errors\n", n, anomalies, errors);
+  }
+  if (errors > 0) return 2;
+  return anomalies > 0 && absl::GetFlag(FLAGS_fail_on_anomaly) ? 1 : 0;
+}
+
+int Health() {
+  absl::StatusOr<std::unique_ptr<Client>> client = Connect();
+  if (!client.ok()) {
+    std::fprintf(stderr, "invad health: %s\n", client.status().ToString().c_str());
+    return 2;
+  }
+  const std::string service = absl::GetFlag(FLAGS_service);
+  absl::StatusOr<invad::client::HealthStatus> h = (*client)->Health(service);
+  if (!h.ok()) {
+    if (absl::GetFlag(FLAGS_json)) {
+      std::printf("{\"target\":%s,\"service\":%s,\"error\":%s}\n",
+                  JsonString(absl::GetFlag(FLAGS_target)).c_str(), JsonString(service).c_str(),
+                  JsonString(h.status().ToString()).c_str());
+    } else {
+      std::fprintf(stderr, "invad health: %s\n", h.status().ToString().c_str());
+    }
+    return 2;
+  }
+  const char* name = invad::client::HealthStatusName(*h);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("{\"target\":%s,\"service\":%s,\"status\":%s}\n",
+                JsonString(absl::GetFlag(FLAGS_target)).c_str(), JsonString(service).c_str(),
+                JsonString(name).c_str());
+  } else {
+    std::printf("%s %s: %s\n", absl::GetFlag(FLAGS_target).c_str(),
+                service.empty() ? "(ready)" : service.c_str(), name);
+  }
+  return *h == invad::client::HealthStatus::kServing ? 0 : 1;
+}
+
+int Models() {
+  absl::StatusOr<std::unique_ptr<Client>> client = Connect();
+  if (!client.ok()) {
+    std::fprintf(stderr, "invad models: %s\n", client.status().ToString().c_str());
+    return 2;
+  }
+  absl::StatusOr<std::vector<invad::client::ModelDescription>> models = (*client)->ListModels();
+  if (!models.ok()) {
+    std::fprintf(stderr, "invad models: %s\n", models.status().ToString().c_str());
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    std::vector<std::string> ms;
+    for (const auto& m : *models) {
+      std::vector<std::string> vs;
+      for (const auto& v : m.versions) {
+        std::vector<std::string> cats;
+        for (const auto& c : v.categories) cats.push_back(JsonString(c));
+        vs.push_back(absl::StrFormat(
+            "{\"version\":%d,\"state\":%s,\"error\":%s,\"input\":[%d,%d,%d],"
+            "\"allowed_steps\":[%s],\"default_steps\":%d,\"categories\":[%s],\"device\":%s,"
+            "\"precision\":%s}",
+            v.version, JsonString(v.state), JsonString(v.error), v.input_width, v.input_height,
+            v.input_channels, absl::StrJoin(v.allowed_steps, ","), v.default_steps,
+            absl::StrJoin(cats, ","), JsonString(v.device), JsonString(v.precision)));
+      }
+      ms.push_back(absl::StrFormat("{\"name\":%s,\"versions\":[%s]}", JsonString(m.name),
+                                   absl::StrJoin(vs, ",")));
+    }
+    std::printf("{\"models\":[%s]}\n", absl::StrJoin(ms, ",").c_str());
+    return 0;
+  }
+  std::printf("%-16s %-8s %-8s %-12s %-18s %-10s %s\n", "MODEL", "VERSION", "STATE", "INPUT",
+              "STEPS (DEFAULT)", "PRECISION", "CATEGORIES");
+  for (const auto& m : *models) {
+    for (const auto& v : m.versions) {
+      std::printf(
+          "%-16s %-8d %-8s %-12s %-18s %-10s %s%s%s\n", m.name.c_str(), static_cast<int>(v.version),
+          v.state.c_str(),
+          absl::StrFormat("%dx%dx%d", v.input_width, v.input_height, v.input_channels).c_str(),
+          absl::StrCat(absl::StrJoin(v.allowed_steps, ","), " (", v.default_steps, ")").c_str(),
+          v.precision.c_str(), absl::StrJoin(v.categories, ",").c_str(),
+          v.error.empty() ? "" : "  error: ", v.error.c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view f) {
+    return absl::StrContains(f, "client/cli/main.cc");
+  };
+  usage.version_string = [] { return std::string("invad ") + INVAD_VERSION + "\n"; };
+  absl::SetFlagsUsageConfig(usage);
+  if (argc < 2 || argv[1][0] == '-') {
+    if (argc >= 2) absl::ParseCommandLine(argc, argv);  // --help, --version
+    std::fprintf(stderr, "%s\n", kUsage);
+    return 2;
+  }
+  const std::string sub = argv[1];
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 2; i < argc; ++i) rest.push_back(argv[i]);
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(rest.size()), rest.data());
+  positional.erase(positional.begin());
+  if (sub == "score") return Score(positional);
+  if (sub == "health") return Health();
+  if (sub == "models") return Models();
+  if (sub == "stream" || sub == "watch" || sub == "bench") {
+    std::fprintf(stderr, "invad %s: not in this build yet (issue 6)\n", sub.c_str());
+    return 2;
+  }
+  std::fprintf(stderr, "invad: unknown subcommand '%s'\n\n%s\n", sub.c_str(), kUsage);
+  return 2;
+}

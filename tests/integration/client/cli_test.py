@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""The `invad` CLI against the invad-server binary: JSON/CSV schema, overlay PNGs at the input's
+size, exit codes, health and models.
+
+  cli_test.py --bin BUILD_DIR --work DIR
+"""
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+from PIL import Image
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--work", required=True)
+    a = ap.parse_args()
+    shutil.rmtree(a.work, ignore_errors=True)
+    os.makedirs(a.work)
+    invad = os.path.join(a.bin, "client/invad")
+    data = os.path.join(a.work, "data")
+    subprocess.run([os.path.join(a.bin, "tools/datagen/invad-datagen"), "--out", data,
+                    "--categories", "tile", "--train", "30", "--test_good", "2",
+                    "--test_per_defect", "1", "--size", "64"], check=True,
+                   stdout=subprocess.DEVNULL)
+    repo = os.path.join(a.work, "models")
+    subprocess.run([os.path.join(a.bin, "tools/train/invad-train"), "--data",
+                    os.path.join(data, "tile"), "--out", os.path.join(repo, "tile"),
+                    "--image_size", "64", "--latent_size", "8", "--dit_hidden", "32", "--steps",
+                    "10", "--progress=false"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    log = open(os.path.join(a.work, "server.log"), "w+")
+    server = subprocess.Popen([os.path.join(a.bin, "server/invad-server"),
+                               "--grpc_address=127.0.0.1:0", "--metrics_address=",
+                               f"--model_repository={repo}", "--intra_op_threads=1"], stderr=log)
+    try:
+        port, deadline = None, time.time() + 60
+        while port is None:
+            assert server.poll() is None and time.time() < deadline, "server did not start"
+            log.seek(0)
+            m = re.search(r"listening on port (\d+)", log.read())
+            port = int(m.group(1)) if m else None
+            time.sleep(0.1)
+        target = f"--target=127.0.0.1:{port}"
+        while run([invad, "health", target]).returncode != 0:
+            assert time.time() < deadline, "never SERVING"
+            time.sleep(0.2)
+
+        # health / models, readable and JSON
+        h = run([invad, "health", target, "--json"])
+        assert h.returncode == 0 and json.loads(h.stdout)["status"] == "SERVING", h
+        h = run([invad, "health", target, "--service=liveness"])
+        assert h.returncode == 0 and "SERVING" in h.stdout, h
+        m = run([invad, "models", target])
+        assert m.returncode == 0 and "tile" in m.stdout and "READY" in m.stdout, m
+        models = json.loads(run([invad, "models", target, "--json"]).stdout)["models"]
+        assert models[0]["name"] == "tile" and models[0]["versions"][0]["input"] == [64, 64, 3]
+
+        # score: JSON lines with the documented fields, one per image of the folder
+        test = os.path.join(data, "tile", "test")
+        images = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(test) for f in fs)
+        out_dir = os.path.join(a.work, "overlays")
+        s = run([invad, "score", test, target, "--json", f"--overlay_dir={out_dir}",
+                 "--fail_on_anomaly=false", "--progress=false"])
+        assert s.returncode == 0, s
+        lines = [json.loads(line) for line in s.stdout.splitlines()]
+        assert [x["file"] for x in lines] == images, (lines, images)
+        for x in lines:
+            for key, kind in (("model", str), ("version", int), ("steps", int),
+                              ("score", float), ("threshold", float), ("anomalous", bool),
+                              ("regions", list), ("queue_ms", float), ("compute_ms", float),
+                              ("server_ms", float)):
+                assert isinstance(x[key], kind) or (kind is float and isinstance(x[key], int)), \
+                    (key, x)
+            assert x["anomalous"] == (x["score"] > x["threshold"])
+        # overlays: one per image, image | heat map side by side at the input's size
+        overlays = sorted(os.listdir(out_dir))
+        assert len(overlays) == len(images), overlays
+        for f in overlays:
+            w, h = Image.open(os.path.join(out_dir, f)).size
+            assert (w, h) == (128, 64), (f, w, h)
+
+        # CSV
+        c = run([invad, "score", images[0], images[1], target, "--csv", "--fail_on_anomaly=false"])
+        rows = list(csv.DictReader(io.StringIO(c.stdout)))
+        assert c.returncode == 0 and len(rows) == 2 and rows[0]["file"] == images[0], c
+        assert set(rows[0]) == {"file", "model", "version", "score", "threshold", "anomalous",
+                                "regions", "error"}
+
+        # exit codes: 1 when an image is anomalous, 0 with --fail_on_anomaly=false, 2 on errors
+        assert run([invad, "score", images[0], target, "--threshold=-1e9"]).returncode == 1
+        assert run([invad, "score", images[0], target, "--threshold=1e9"]).returncode == 0
+        assert run([invad, "score", images[0], target, "--threshold=-1e9",
+                    "--fail_on_anomaly=false"]).returncode == 0
+        assert run([invad, "score", os.path.join(a.work, "missing.png"), target]).returncode == 2
+        bad = os.path.join(a.work, "bad.png")
+        open(bad, "wb").write(b"not a png")
+        b = run([invad, "score", bad, target, "--json"])
+        assert b.returncode == 2 and json.loads(b.stdout)["error"]["code"] == "INVALID_ARGUMENT", b
+        assert run([invad, "score", images[0], target, "--model=nope"]).returncode == 2
+        assert run([invad, "frobnicate"]).returncode == 2
+        assert "invad score" in run([invad, "score", "--help"]).stdout + \
+            run([invad, "score", "--help"]).stderr
+        print("cli test: OK")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    # nothing listens any more: health is an error (2)
+    assert run([invad, "health", target, "--deadline=2s"]).returncode == 2
+
+
+if __name__ == "__main__":
+    main()
