@@ -18,7 +18,7 @@ test: build  ## Release build, all tests (unit, integration, slow)
 sanitize: deps  ## clang ASan+UBSan (unit|integration, not slow) + fuzzers 60 s each; TSan on core
 	scripts/sanitize.sh
 
-demo: build  ## demo data, train models/demo if absent (~7 min), evaluate and print the metrics
+demo: build  ## demo data, train models/demo if absent (~7 min), evaluate, serve it and score the demo set with the CLI
 	scripts/demo.sh
 
 bench: build  ## core benchmarks -> docs/benchmarks.md tables (see bench/README.md)
