@@ -273,12 +273,6 @@ CallTimer& Timer() {
   return *t;
 }
 
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
-}
-
 // `clients` > 0: closed loop, each client waits for its answer before the next request.
 // `rate` > 0: open loop, Poisson arrivals at `rate` tasks/s from one thread.
 LoadResult RunLoad(core::ModelScheduler& s, int clients, double rate, double seconds) {

@@ -1,7 +1,8 @@
-// Shared by the benchmark binaries: flag parsing and the run itself. Flag parsing: `--name=value`
-// arguments that are ours are taken out before Google Benchmark sees the rest.
+// Shared by the benchmark binaries: flag parsing, percentiles and the run itself. Flag parsing:
+// `--name=value` arguments that are ours are taken out before Google Benchmark sees the rest.
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -17,6 +18,13 @@ inline bool TakeFlag(const char* arg, const char* name, std::string* value) {
   if (std::strncmp(arg, name, n) != 0 || arg[n] != '=') return false;
   *value = arg + n + 1;
   return true;
+}
+
+// The q-quantile (nearest rank) of `v`; 0 when empty.
+inline double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
 }
 
 // Records OPENBLAS_CORETYPE in the output's context, then runs the benchmarks `args` select.

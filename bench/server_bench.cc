@@ -69,12 +69,6 @@ struct Load {
   double throughput = 0, p50_ms = 0, p99_ms = 0;
 };
 
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
-}
-
 // `call` runs one request and returns whether it succeeded.
 template <typename Call>
 Load ClosedLoop(int clients, double seconds, Call call) {
@@ -147,7 +141,13 @@ void BM_Core(benchmark::State& state) {
   for (auto _ : state) r = ClosedLoop(static_cast<int>(state.range(0)), 4.0, call);
   Report(state, r);
 }
-BENCHMARK(BM_Core)->ArgNames({"clients"})->Arg(1)->Arg(16)->Arg(32)->Iterations(1)->UseRealTime()
+BENCHMARK(BM_Core)
+    ->ArgNames({"clients"})
+    ->Arg(1)
+    ->Arg(16)
+    ->Arg(32)
+    ->Iterations(1)
+    ->UseRealTime()
     ->Unit(benchmark::kSecond);
 
 void BM_Grpc(benchmark::State& state) {

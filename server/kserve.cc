@@ -42,14 +42,6 @@ absl::StatusOr<std::string> FirstRawBytesElement(const std::string& raw) {
   return raw.substr(4, n);
 }
 
-int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
-
-absl::Time Deadline(const grpc::CallbackServerContext* ctx) {
-  const auto d = ctx->deadline();
-  if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
-  return absl::FromChrono(d);
-}
-
 void ToModelInfer(const inference::ModelInferRequest& req, const v1::ScoreResponse& r,
                   inference::ModelInferResponse* out) {
   out->set_model_name(r.model());
@@ -66,72 +58,23 @@ void ToModelInfer(const inference::ModelInferRequest& req, const v1::ScoreRespon
     }
     return false;
   };
-  if (wanted("score")) {
+  auto add = [&](const char* name, const char* type, std::initializer_list<int64_t> shape) {
     auto* t = out->add_outputs();
-    t->set_name("score");
-    t->set_datatype("FP64");
-    t->add_shape(1);
-    t->mutable_contents()->add_fp64_contents(r.score());
-  }
-  if (wanted("anomalous")) {
-    auto* t = out->add_outputs();
-    t->set_name("anomalous");
-    t->set_datatype("BOOL");
-    t->add_shape(1);
-    t->mutable_contents()->add_bool_contents(r.anomalous());
-  }
-  if (wanted("threshold")) {
-    auto* t = out->add_outputs();
-    t->set_name("threshold");
-    t->set_datatype("FP64");
-    t->add_shape(1);
-    t->mutable_contents()->add_fp64_contents(r.threshold());
-  }
+    t->set_name(name);
+    t->set_datatype(type);
+    for (int64_t d : shape) t->add_shape(d);
+    return t->mutable_contents();
+  };
+  if (wanted("score")) add("score", "FP64", {1})->add_fp64_contents(r.score());
+  if (wanted("anomalous")) add("anomalous", "BOOL", {1})->add_bool_contents(r.anomalous());
+  if (wanted("threshold")) add("threshold", "FP64", {1})->add_fp64_contents(r.threshold());
   if (want_map) {
-    auto* t = out->add_outputs();
-    t->set_name("anomaly_map");
-    t->set_datatype("FP32");
-    t->add_shape(r.map().height());
-    t->add_shape(r.map().width());
-    *t->mutable_contents()->mutable_fp32_contents() = r.map().values();
+    *add("anomaly_map", "FP32", {r.map().height(), r.map().width()})->mutable_fp32_contents() =
+        r.map().values();
   }
   (*out->mutable_parameters())["queue_us"].set_int64_param(r.timings().queue_us());
   (*out->mutable_parameters())["compute_us"].set_int64_param(r.timings().compute_us());
 }
-
-class InferReactor final : public grpc::ServerUnaryReactor {
- public:
-  InferReactor(AnomalyDetectionService* service, grpc::CallbackServerContext* ctx,
-               const inference::ModelInferRequest* request, inference::ModelInferResponse* response)
-      : cancelled_(std::make_shared<std::atomic<bool>>(false)) {
-    const absl::Time received = absl::Now();
-    absl::StatusOr<v1::ScoreRequest> score = FromModelInfer(*request);
-    if (!score.ok()) {
-      Finish(ToGrpcStatus(score.status()));
-      return;
-    }
-    score_ = *std::move(score);
-    service->Accepted();
-    absl::Status s = StartScore(
-        service->repo(), score_, service->options().limits, Deadline(ctx), cancelled_, received,
-        [this, service, request, response, received](absl::StatusOr<v1::ScoreResponse> r) {
-          service->Record("ModelInfer", score_, r.status(), r.ok() ? &*r : nullptr, received);
-          if (!r.ok()) return Finish(ToGrpcStatus(r.status()));
-          ToModelInfer(*request, *r, response);
-          Finish(grpc::Status::OK);
-        });
-    if (!s.ok()) {
-      service->Record("ModelInfer", score_, s, nullptr, received);
-      Finish(ToGrpcStatus(s));
-    }
-  }
-  void OnCancel() override { cancelled_->store(true); }
-  void OnDone() override { delete this; }
-
- private:
-  std::shared_ptr<std::atomic<bool>> cancelled_;
-  v1::ScoreRequest score_;
-};
 
 }  // namespace
 
@@ -288,7 +231,11 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(grpc::CallbackServerContext*
   if (absl::Status s = CheckBearerToken(*ctx, service_->options().bearer_token); !s.ok()) {
     return FinishWith(ctx, s);
   }
-  return new InferReactor(service_, ctx, request, response);
+  absl::StatusOr<v1::ScoreRequest> score = FromModelInfer(*request);
+  if (!score.ok()) return FinishWith(ctx, score.status());
+  return service_->StartUnary(
+      ctx, "ModelInfer", std::make_shared<const v1::ScoreRequest>(*std::move(score)),
+      [request, response](v1::ScoreResponse r) { ToModelInfer(*request, r, response); });
 }
 
 }  // namespace invad::server

@@ -21,25 +21,27 @@ absl::Time Deadline(const grpc::CallbackServerContext* ctx) {
   return absl::FromChrono(d);
 }
 
-// Unary Score: finishes from the scheduler's callback; OnCancel marks the task cancelled so the
-// scheduler drops it before its next model call.
-class ScoreReactor final : public grpc::ServerUnaryReactor {
+// A unary scoring call: finishes from the scheduler's callback; OnCancel marks the task cancelled
+// so the scheduler drops it before its next model call.
+class UnaryReactor final : public grpc::ServerUnaryReactor {
  public:
-  ScoreReactor(AnomalyDetectionService* service, grpc::CallbackServerContext* ctx,
-               const v1::ScoreRequest* request, v1::ScoreResponse* response)
+  UnaryReactor(AnomalyDetectionService* service, grpc::CallbackServerContext* ctx,
+               const char* method, std::shared_ptr<const v1::ScoreRequest> request,
+               std::function<void(v1::ScoreResponse)> on_ok)
       : cancelled_(std::make_shared<std::atomic<bool>>(false)) {
     const absl::Time received = absl::Now();
     service->Accepted();
     absl::Status s = StartScore(
         service->repo(), *request, service->options().limits, Deadline(ctx), cancelled_, received,
-        [this, service, request, response, received](absl::StatusOr<v1::ScoreResponse> r) {
-          service->Record("Score", *request, r.status(), r.ok() ? &*r : nullptr, received);
+        [this, service, method, request, on_ok = std::move(on_ok),
+         received](absl::StatusOr<v1::ScoreResponse> r) {
+          service->Record(method, *request, r.status(), r.ok() ? &*r : nullptr, received);
           if (!r.ok()) return Finish(ToGrpcStatus(r.status()));
-          *response = *std::move(r);
+          on_ok(*std::move(r));
           Finish(grpc::Status::OK);
         });
     if (!s.ok()) {
-      service->Record("Score", *request, s, nullptr, received);
+      service->Record(method, *request, s, nullptr, received);
       Finish(ToGrpcStatus(s));
     }
   }
@@ -269,13 +271,23 @@ grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* ctx, const abs
 
 }  // namespace
 
+grpc::ServerUnaryReactor* AnomalyDetectionService::StartUnary(
+    grpc::CallbackServerContext* ctx, const char* method,
+    std::shared_ptr<const v1::ScoreRequest> request, std::function<void(v1::ScoreResponse)> on_ok) {
+  return new UnaryReactor(this, ctx, method, std::move(request), std::move(on_ok));
+}
+
 grpc::ServerUnaryReactor* AnomalyDetectionService::Score(grpc::CallbackServerContext* ctx,
                                                          const v1::ScoreRequest* request,
                                                          v1::ScoreResponse* response) {
   if (absl::Status s = CheckBearerToken(*ctx, options_.bearer_token); !s.ok()) {
     return FinishWith(ctx, s);
   }
-  return new ScoreReactor(this, ctx, request, response);
+  // The request outlives the call, so it is borrowed, not copied.
+  return StartUnary(
+      ctx, "Score",
+      std::shared_ptr<const v1::ScoreRequest>(request, [](const v1::ScoreRequest*) {}),
+      [response](v1::ScoreResponse r) { *response = std::move(r); });
 }
 
 grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>* AnomalyDetectionService::ScoreStream(

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "invad/v1/inference.grpc.pb.h"
@@ -42,6 +44,13 @@ class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackServi
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx,
                                      const v1::GetModelRequest* request,
                                      v1::ModelInfo* response) override;
+
+  // A unary call that scores `request` (owned by the caller until `on_ok` or the call ends) and
+  // answers through `on_ok` (fills the call's response) or with the error's code. Shared by
+  // Score and KServe's ModelInfer; `method` labels metrics and logs.
+  grpc::ServerUnaryReactor* StartUnary(grpc::CallbackServerContext* ctx, const char* method,
+                                       std::shared_ptr<const v1::ScoreRequest> request,
+                                       std::function<void(v1::ScoreResponse)> on_ok);
 
   const ModelRepository& repo() const { return *repo_; }
   const ServiceOptions& options() const { return options_; }

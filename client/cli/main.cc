@@ -297,9 +297,10 @@ int Score(const std::vector<char*>& args) {
             "{\"file\":%s,\"model\":%s,\"version\":%d,\"steps\":%d,\"score\":%.6g,"
             "\"threshold\":%.6g,\"anomalous\":%s,\"regions\":[%s],\"queue_ms\":%.3f,"
             "\"compute_ms\":%.3f,\"server_ms\":%.3f}\n",
-            JsonString(file).c_str(), JsonString(r->model).c_str(), r->version, r->steps, r->score,
-            r->threshold, r->anomalous ? "true" : "false", absl::StrJoin(regions, ",").c_str(),
-            absl::ToDoubleMilliseconds(r->queue_time), absl::ToDoubleMilliseconds(r->compute_time),
+            JsonString(file).c_str(), JsonString(r->model).c_str(), static_cast<int>(r->version),
+            r->steps, r->score, r->threshold, r->anomalous ? "true" : "false",
+            absl::StrJoin(regions, ",").c_str(), absl::ToDoubleMilliseconds(r->queue_time),
+            absl::ToDoubleMilliseconds(r->compute_time),
             absl::ToDoubleMilliseconds(r->server_time));
       } else if (csv) {
         std::printf("%s,%s,%d,%.6g,%.6g,%d,%zu,\n", CsvField(file).c_str(),

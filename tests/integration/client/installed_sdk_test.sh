@@ -14,8 +14,13 @@ if grep -rq "pb.h\|grpcpp" "$work/prefix/include/invad/client/"; then
   echo "the installed SDK headers expose generated or gRPC types" >&2
   exit 1
 fi
+# The example uses the compiler and flags the SDK was built with (a sanitizer build's library
+# needs the sanitizer runtime at link time).
+cache() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
 cmake -S "$src/examples/cpp" -B "$work/example" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+  -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_CXX_COMPILER="$(cache CMAKE_CXX_COMPILER)" \
+  -DCMAKE_CXX_FLAGS="$(cache CMAKE_CXX_FLAGS)" \
+  -DCMAKE_EXE_LINKER_FLAGS="$(cache CMAKE_EXE_LINKER_FLAGS)" >/dev/null
 cmake --build "$work/example" >/dev/null
 test -x "$work/example/score_image"
 usage=$("$work/example/score_image" 2>&1 || true)

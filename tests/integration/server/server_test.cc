@@ -66,7 +66,9 @@ class ServerTest : public ::testing::Test {
                                    grpc::InsecureChannelCredentials());
     stub_ = v1::AnomalyDetection::NewStub(channel_);
     health_ = grpc::health::v1::Health::NewStub(channel_);
-    if (load) ASSERT_OK(server_->LoadModels());
+    if (load) {
+      ASSERT_OK(server_->LoadModels());
+    }
   }
   v1::ScoreRequest Request(int seed = 1) {
     v1::ScoreRequest r;
