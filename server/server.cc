@@ -118,6 +118,7 @@ void Server::SetServing(bool serving) {
     grpc::HealthCheckServiceInterface* health = s->GetHealthCheckService();
     health->SetServingStatus("", serving);
     health->SetServingStatus(v1::AnomalyDetection::service_full_name(), serving);
+    health->SetServingStatus(inference::GRPCInferenceService::service_full_name(), serving);
   }
 }
 

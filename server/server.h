@@ -10,7 +10,8 @@
 //   s.Drain(grace);               // "" NOT_SERVING at once, stop new RPCs, finish in-flight work
 //
 // Health entries: "" = ready to serve (NOT_SERVING while warming and from the first moment of a
-// drain), "liveness" = the process is alive, "invad.v1.AnomalyDetection" = as "".
+// drain), "liveness" = the process is alive, "invad.v1.AnomalyDetection" and
+// "inference.GRPCInferenceService" (KServe v2) = as "".
 #pragma once
 
 #include <memory>

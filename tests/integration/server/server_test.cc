@@ -287,6 +287,7 @@ TEST_F(ServerTest, HealthIsNotServingWhileLoadingServingWhenReadyAndWatchSeesThe
   ASSERT_OK(server_->LoadModels());
   EXPECT_EQ(Check(""), HealthCheckResponse::SERVING);
   EXPECT_EQ(Check(v1::AnomalyDetection::service_full_name()), HealthCheckResponse::SERVING);
+  EXPECT_EQ(Check("inference.GRPCInferenceService"), HealthCheckResponse::SERVING);
   ASSERT_TRUE(watch->Read(&update));
   EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
 
