@@ -6,12 +6,19 @@
 // Exit status: 0 ok (score: every image normal), 1 score: an anomaly (--fail_on_anomaly=false
 // turns that off) / health: not serving, 2 errors.
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <glob.h>
@@ -25,9 +32,11 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 #include "invad/client/client.h"
@@ -54,6 +63,20 @@ ABSL_FLAG(std::string, overlay_dir, "",
 ABSL_FLAG(bool, fail_on_anomaly, true, "score: exit status 1 when any image is anomalous.");
 ABSL_FLAG(bool, progress, true, "score: progress bar on stderr when scoring directories.");
 ABSL_FLAG(std::string, service, "", "health: service to check (\"\" = ready, \"liveness\").");
+ABSL_FLAG(std::vector<std::string>, concurrency, {"1"},
+          "bench: closed-loop clients, one level or a sweep (\"1,2,4,8,16,32\").");
+ABSL_FLAG(double, rate, 0,
+          "bench: open loop at this many requests/s (Poisson arrivals) instead of --concurrency.");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "bench: time per level.");
+ABSL_FLAG(int64_t, requests, 0,
+          "bench: send exactly this many requests per level (overrides --duration; 0: by time).");
+ABSL_FLAG(int, warmup, 10, "bench: warm-up requests before measuring (not counted).");
+ABSL_FLAG(std::string, image, "",
+          "bench: image file to send (default: random pixels at the model's input size).");
+ABSL_FLAG(absl::Duration, cancel_after, absl::ZeroDuration(),
+          "bench: cancel --cancel_fraction of the requests this long after sending them.");
+ABSL_FLAG(double, cancel_fraction, 0.0,
+          "bench: share of requests to cancel (with --cancel_after).");
 
 namespace {
 
@@ -65,6 +88,8 @@ constexpr char kUsage[] = R"(invad: score images on an invad-server, check it, l
   invad score <files|dirs|globs> [--model=M] [--json|--csv] [--overlay_dir=D] [--threshold=T]
   invad health [--service=S] [--json]
   invad models [--json]
+  invad bench [--concurrency=1,2,4,8 | --rate=R] [--duration=10s] [--requests=N] [--warmup=10]
+              [--cancel_after=50ms --cancel_fraction=0.1] [--image=F] [--json]
 
 Common flags: --target (default localhost:50051), --tls_ca_file, --tls_cert_file, --tls_key_file,
 --tls_server_name, --token_file, --deadline. `invad <subcommand> --help` lists every flag.
@@ -401,6 +426,238 @@ int Models() {
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// invad bench: load generation in the manner of Triton's perf_analyzer.
+
+struct BenchStats {
+  std::string label;
+  int64_t ok = 0;
+  std::map<std::string, int64_t> codes;  // every outcome by code name, OK included
+  std::vector<double> latency_ms;        // successful requests
+  double queue_ms = 0, compute_ms = 0;   // sums over successful requests (server-side)
+  double seconds = 0;
+};
+
+double Quantile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
+}
+
+// Cancels a share of the calls `after` their start, from one thread (deadlines are FIFO).
+class Canceller {
+ public:
+  Canceller(absl::Duration after, double fraction) : after_(after), fraction_(fraction) {
+    if (fraction_ > 0 && after_ > absl::ZeroDuration()) thread_ = std::thread([this] { Loop(); });
+  }
+  ~Canceller() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void Maybe(std::shared_ptr<invad::client::PendingCall> call) {
+    if (!thread_.joinable()) return;
+    std::lock_guard<std::mutex> l(mu_);
+    if (std::uniform_real_distribution<double>(0, 1)(rng_) >= fraction_) return;
+    queue_.emplace_back(absl::Now() + after_, std::move(call));
+    cv_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!stop_) {
+      if (queue_.empty()) {
+        cv_.wait(l);
+        continue;
+      }
+      const absl::Time due = queue_.front().first;
+      if (absl::Now() < due) {
+        cv_.wait_for(l, absl::ToChronoNanoseconds(due - absl::Now()));
+        continue;
+      }
+      auto call = std::move(queue_.front().second);
+      queue_.pop_front();
+      l.unlock();
+      call->Cancel();
+      l.lock();
+    }
+  }
+  const absl::Duration after_;
+  const double fraction_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<absl::Time, std::shared_ptr<invad::client::PendingCall>>> queue_;
+  std::mt19937_64 rng_{7};
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// One level: `clients` > 0 closed loop (each client sends its next request when the previous
+// answers), else an open loop at `rate` requests/s. Stops after --duration or --requests.
+BenchStats RunLevel(Client& client, const invad::client::Image& image,
+                    const invad::client::ScoreOptions& so, int clients, double rate) {
+  BenchStats st;
+  st.label = clients > 0 ? absl::StrCat("concurrency ", clients) : absl::StrCat("rate ", rate);
+  const absl::Duration duration = absl::GetFlag(FLAGS_duration);
+  const int64_t cap = absl::GetFlag(FLAGS_requests);
+  Canceller canceller(absl::GetFlag(FLAGS_cancel_after), absl::GetFlag(FLAGS_cancel_fraction));
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t issued = 0, outstanding = 0;
+  const absl::Time start = absl::Now(), stop = start + duration;
+  // Takes a request slot: false once the level is over.
+  auto take = [&]() {
+    std::lock_guard<std::mutex> l(mu);
+    if ((cap > 0 && issued >= cap) || (cap == 0 && absl::Now() >= stop)) return false;
+    ++issued;
+    ++outstanding;
+    return true;
+  };
+  std::function<void()> send = [&]() {
+    const absl::Time t0 = absl::Now();
+    auto call = client.ScoreAsync(image, so, [&, t0](absl::StatusOr<invad::client::ScoreResult> r) {
+      const bool again = clients > 0;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        ++st.codes[absl::StatusCodeToString(r.status().code())];
+        if (r.ok()) {
+          ++st.ok;
+          st.latency_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+          st.queue_ms += absl::ToDoubleMilliseconds(r->queue_time);
+          st.compute_ms += absl::ToDoubleMilliseconds(r->compute_time);
+        }
+      }
+      // The next request is taken before this one stops counting as outstanding, so the count
+      // reaches 0 only when the level is over.
+      if (again && take()) send();
+      {
+        std::lock_guard<std::mutex> l(mu);
+        --outstanding;
+      }
+      cv.notify_all();
+    });
+    canceller.Maybe(std::move(call));
+  };
+  if (clients > 0) {
+    for (int c = 0; c < clients && take(); ++c) send();
+  } else {
+    std::mt19937_64 rng(11);
+    std::exponential_distribution<double> gap(rate);
+    absl::Time next = start;
+    while (take()) {
+      send();
+      next += absl::Seconds(gap(rng));
+      absl::SleepFor(next - absl::Now());
+    }
+  }
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return outstanding == 0; });
+  st.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  return st;
+}
+
+int Bench() {
+  absl::StatusOr<std::unique_ptr<Client>> client = Connect();
+  if (!client.ok()) {
+    std::fprintf(stderr, "invad bench: %s\n", client.status().ToString().c_str());
+    return 2;
+  }
+  absl::StatusOr<std::vector<invad::client::ModelDescription>> models = (*client)->ListModels();
+  if (!models.ok()) {
+    std::fprintf(stderr, "invad bench: %s\n", models.status().ToString().c_str());
+    return 2;
+  }
+  std::string model = absl::GetFlag(FLAGS_model);
+  const invad::client::ModelVersion* served = nullptr;
+  for (const auto& m : *models) {
+    if ((model.empty() && models->size() == 1) || m.name == model) {
+      model = m.name;
+      for (const auto& v : m.versions) {
+        if (v.state == "READY") served = &v;
+      }
+    }
+  }
+  if (served == nullptr) {
+    std::fprintf(stderr, "invad bench: no READY model %s (name one with --model)\n", model.c_str());
+    return 2;
+  }
+  invad::client::Image image;
+  if (const std::string f = absl::GetFlag(FLAGS_image); !f.empty()) {
+    std::ifstream in(f, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in) {
+      std::fprintf(stderr, "invad bench: cannot read %s\n", f.c_str());
+      return 2;
+    }
+    image = invad::client::Image::Encoded(ss.str());
+  } else {
+    std::string px(static_cast<size_t>(served->input_width) * served->input_height * 3, '\0');
+    std::mt19937 rng(5);
+    for (char& c : px) c = static_cast<char>(rng());
+    image = invad::client::Image::Raw(served->input_width, served->input_height, 3, px);
+  }
+  invad::client::ScoreOptions so;
+  so.model = model;
+  so.steps = absl::GetFlag(FLAGS_steps);
+  so.category = absl::GetFlag(FLAGS_category);
+  so.deadline = absl::GetFlag(FLAGS_deadline);
+  for (int i = 0; i < absl::GetFlag(FLAGS_warmup); ++i) (void)(*client)->Score(image, so);
+
+  std::vector<std::pair<int, double>> levels;  // (clients, rate)
+  if (absl::GetFlag(FLAGS_rate) > 0) {
+    levels.emplace_back(0, absl::GetFlag(FLAGS_rate));
+  } else {
+    for (const std::string& c : absl::GetFlag(FLAGS_concurrency)) {
+      int n = 0;
+      if (!absl::SimpleAtoi(c, &n) || n < 1) {
+        std::fprintf(stderr, "invad bench: bad --concurrency value '%s'\n", c.c_str());
+        return 2;
+      }
+      levels.emplace_back(n, 0);
+    }
+  }
+  const bool json = absl::GetFlag(FLAGS_json);
+  if (!json) {
+    std::printf("%-16s %8s %9s %8s %8s %8s %8s %9s %10s  %s\n", "level", "requests", "req/s",
+                "p50 ms", "p90 ms", "p95 ms", "p99 ms", "queue ms", "compute ms", "codes");
+  }
+  int64_t failures = 0;
+  for (const auto& [clients, rate] : levels) {
+    BenchStats st = RunLevel(**client, image, so, clients, rate);
+    int64_t n = 0;
+    std::vector<std::string> codes;
+    for (const auto& [code, count] : st.codes) {
+      n += count;
+      if (code != "OK") failures += count;
+      codes.push_back(json ? absl::StrFormat("%s:%d", JsonString(code), count)
+                           : absl::StrCat(code, "=", count));
+    }
+    const double okn = std::max<int64_t>(st.ok, 1);
+    const double p50 = Quantile(st.latency_ms, 0.5), p90 = Quantile(st.latency_ms, 0.9),
+                 p95 = Quantile(st.latency_ms, 0.95), p99 = Quantile(st.latency_ms, 0.99);
+    if (json) {
+      std::printf(
+          "{\"level\":%s,\"concurrency\":%d,\"rate\":%g,\"requests\":%d,\"seconds\":%.3f,"
+          "\"throughput\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,"
+          "\"server_queue_ms\":%.3f,\"server_compute_ms\":%.3f,\"codes\":{%s}}\n",
+          JsonString(st.label).c_str(), clients, rate, static_cast<int>(n), st.seconds,
+          st.ok / st.seconds, p50, p90, p95, p99, st.queue_ms / okn, st.compute_ms / okn,
+          absl::StrJoin(codes, ",").c_str());
+    } else {
+      std::printf("%-16s %8d %9.1f %8.1f %8.1f %8.1f %8.1f %9.2f %10.2f  %s\n", st.label.c_str(),
+                  static_cast<int>(n), st.ok / st.seconds, p50, p90, p95, p99, st.queue_ms / okn,
+                  st.compute_ms / okn, absl::StrJoin(codes, " ").c_str());
+    }
+    std::fflush(stdout);
+  }
+  return failures > 0 && absl::GetFlag(FLAGS_cancel_fraction) == 0 ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -425,7 +682,8 @@ int main(int argc, char** argv) {
   if (sub == "score") return Score(positional);
   if (sub == "health") return Health();
   if (sub == "models") return Models();
-  if (sub == "stream" || sub == "watch" || sub == "bench") {
+  if (sub == "bench") return Bench();
+  if (sub == "stream" || sub == "watch") {
     std::fprintf(stderr, "invad %s: not in this build yet (issue 6)\n", sub.c_str());
     return 2;
   }

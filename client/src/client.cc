@@ -334,26 +334,39 @@ class ClientImpl final : public Client {
     return FromResponse(resp);
   }
 
-  void ScoreAsync(const Image& image, const ScoreOptions& o,
-                  std::function<void(absl::StatusOr<ScoreResult>)> done) override {
-    struct Call {
+  std::shared_ptr<PendingCall> ScoreAsync(
+      const Image& image, const ScoreOptions& o,
+      std::function<void(absl::StatusOr<ScoreResult>)> done) override {
+    class Call final : public PendingCall {
+     public:
       grpc::ClientContext ctx;
       v1::ScoreRequest req;
       v1::ScoreResponse resp;
       std::function<void(absl::StatusOr<ScoreResult>)> done;
+      std::mutex mu;
+      bool finished = false;
+      void Cancel() override {
+        std::lock_guard<std::mutex> l(mu);
+        if (!finished) ctx.TryCancel();
+      }
     };
-    auto* call = new Call;
+    auto call = std::make_shared<Call>();
     Prepare(&call->ctx, o.deadline);
     call->req = ToRequest(image, o);
     call->done = std::move(done);
     stub_->async()->Score(&call->ctx, &call->req, &call->resp, [call](grpc::Status s) {
+      {
+        std::lock_guard<std::mutex> l(call->mu);
+        call->finished = true;
+      }
       if (s.ok()) {
         call->done(FromResponse(call->resp));
       } else {
         call->done(FromGrpc(s));
       }
-      delete call;
+      call->done = nullptr;  // the callback's captures go now; `call` itself with the last handle
     });
+    return call;
   }
 
   absl::StatusOr<std::unique_ptr<StreamSession>> OpenStream(const StreamOptions& o) override {

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 
 from PIL import Image
 
@@ -43,15 +44,19 @@ def main():
                    stderr=subprocess.DEVNULL)
     log = open(os.path.join(a.work, "server.log"), "w+")
     server = subprocess.Popen([os.path.join(a.bin, "server/invad-server"),
-                               "--grpc_address=127.0.0.1:0", "--metrics_address=",
+                               "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
                                f"--model_repository={repo}", "--intra_op_threads=1"], stderr=log)
     try:
-        port, deadline = None, time.time() + 60
-        while port is None:
+        port = metrics_port = None
+        deadline = time.time() + 60
+        while port is None or metrics_port is None:
             assert server.poll() is None and time.time() < deadline, "server did not start"
             log.seek(0)
-            m = re.search(r"listening on port (\d+)", log.read())
+            text = log.read()
+            m = re.search(r"listening on port (\d+)", text)
             port = int(m.group(1)) if m else None
+            m = re.search(r"metrics on port (\d+)", text)
+            metrics_port = int(m.group(1)) if m else None
             time.sleep(0.1)
         target = f"--target=127.0.0.1:{port}"
         while run([invad, "health", target]).returncode != 0:
@@ -113,6 +118,37 @@ def main():
         assert run([invad, "frobnicate"]).returncode == 2
         assert "invad score" in run([invad, "score", "--help"]).stdout + \
             run([invad, "score", "--help"]).stderr
+        # bench: exactly N requests reach the server, with the codes the client reports
+        def served():
+            body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                          timeout=10).read().decode()
+            out = {}
+            for code, n in re.findall(
+                    r'^invad_requests_total\{code="(\w+)",method="Score",model="tile",'
+                    r'version="1"\} (\d+)', body, re.M):
+                out[code] = int(n)
+            return out
+        before = served()
+        b = run([invad, "bench", target, "--requests=25", "--warmup=0", "--concurrency=3",
+                 "--json"])
+        assert b.returncode == 0, b
+        level = json.loads(b.stdout.splitlines()[0])
+        after = served()
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        delta = {k: v for k, v in delta.items() if v}
+        assert level["requests"] == 25 and delta == level["codes"] == {"OK": 25}, (level, delta)
+        for key in ("throughput", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "server_queue_ms",
+                    "server_compute_ms"):
+            assert level[key] >= 0, (key, level)
+        sweep = run([invad, "bench", target, "--concurrency=1,2", "--requests=6", "--warmup=1"])
+        assert sweep.returncode == 0 and "concurrency 2" in sweep.stdout, sweep
+        # cancelling a share mid-flight: every request still reaches the server exactly once
+        before = served()
+        c = run([invad, "bench", target, "--requests=20", "--warmup=0", "--concurrency=4",
+                 "--cancel_after=1ms", "--cancel_fraction=0.5", "--json"])
+        assert c.returncode == 0, c
+        after = served()
+        assert sum(after.values()) - sum(before.values()) == 20, (before, after)
         print("cli test: OK")
     finally:
         server.terminate()

@@ -182,15 +182,25 @@ class StreamSession {
   virtual int64_t dropped() const = 0;
 };
 
+// An in-flight asynchronous call.
+class PendingCall {
+ public:
+  virtual ~PendingCall() = default;
+  // Asks the server to drop the call (it completes with CANCELLED unless already answered).
+  // Safe at any time, also after completion.
+  virtual void Cancel() = 0;
+};
+
 class Client {
  public:
   static absl::StatusOr<std::unique_ptr<Client>> Create(const ClientOptions& options);
   virtual ~Client() = default;
 
   virtual absl::StatusOr<ScoreResult> Score(const Image& image, const ScoreOptions& options) = 0;
-  // `done` runs once, on a gRPC thread; keep it short.
-  virtual void ScoreAsync(const Image& image, const ScoreOptions& options,
-                          std::function<void(absl::StatusOr<ScoreResult>)> done) = 0;
+  // `done` runs once, on a gRPC thread; keep it short. The handle may be ignored.
+  virtual std::shared_ptr<PendingCall> ScoreAsync(
+      const Image& image, const ScoreOptions& options,
+      std::function<void(absl::StatusOr<ScoreResult>)> done) = 0;
   virtual absl::StatusOr<std::unique_ptr<StreamSession>> OpenStream(
       const StreamOptions& options) = 0;
 
