@@ -25,6 +25,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
 #include <sys/stat.h>
 
 #include "absl/flags/flag.h"
@@ -63,6 +64,15 @@ ABSL_FLAG(std::string, overlay_dir, "",
 ABSL_FLAG(bool, fail_on_anomaly, true, "score: exit status 1 when any image is anomalous.");
 ABSL_FLAG(bool, progress, true, "score: progress bar on stderr when scoring directories.");
 ABSL_FLAG(std::string, service, "", "health: service to check (\"\" = ready, \"liveness\").");
+ABSL_FLAG(std::string, source, "",
+          "stream: a video file, a camera index, an rtsp:// (or other OpenCV) URL, or a folder of "
+          "images.");
+ABSL_FLAG(double, fps, 0, "stream: frames per second to send (0: as fast as the source reads).");
+ABSL_FLAG(int64_t, max_frames, 0, "stream: stop after this many frames (0: the whole source).");
+ABSL_FLAG(int, max_in_flight, 16, "stream: unanswered frames before the overload policy applies.");
+ABSL_FLAG(bool, drop_oldest, false,
+          "stream: when max_in_flight frames are unanswered, drop the oldest unsent frame instead "
+          "of waiting (a live camera must not fall behind).");
 ABSL_FLAG(std::vector<std::string>, concurrency, {"1"},
           "bench: closed-loop clients, one level or a sweep (\"1,2,4,8,16,32\").");
 ABSL_FLAG(double, rate, 0,
@@ -88,6 +98,8 @@ constexpr char kUsage[] = R"(invad: score images on an invad-server, check it, l
   invad score <files|dirs|globs> [--model=M] [--json|--csv] [--overlay_dir=D] [--threshold=T]
   invad health [--service=S] [--json]
   invad models [--json]
+  invad stream --source=<video | camera index | rtsp://... | folder> [--fps=F] [--max_frames=N]
+               [--max_in_flight=16] [--drop_oldest] [--json]
   invad bench [--concurrency=1,2,4,8 | --rate=R] [--duration=10s] [--requests=N] [--warmup=10]
               [--cancel_after=50ms --cancel_fraction=0.1] [--image=F] [--json]
 
@@ -658,6 +670,189 @@ int Bench() {
   return failures > 0 && absl::GetFlag(FLAGS_cancel_fraction) == 0 ? 1 : 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// invad stream: frames from a video, camera, URL or folder through ScoreStream, in order.
+
+class FrameSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<FrameSource>> Open(const std::string& source) {
+    auto s = std::unique_ptr<FrameSource>(new FrameSource);
+    std::error_code ec;
+    if (fs::is_directory(source, ec)) {
+      for (const auto& e : fs::directory_iterator(source, ec)) {
+        if (e.is_regular_file() && IsImageFile(e.path())) s->files_.push_back(e.path().string());
+      }
+      std::sort(s->files_.begin(), s->files_.end());
+      if (s->files_.empty()) return absl::NotFoundError("no images in " + source);
+      return s;
+    }
+    int index = 0;
+    const bool camera = absl::SimpleAtoi(source, &index);
+    try {
+      const bool opened = camera ? s->capture_.open(index) : s->capture_.open(source);
+      if (!opened) return absl::NotFoundError("OpenCV cannot open the source " + source);
+    } catch (const cv::Exception& e) {
+      return absl::NotFoundError(absl::StrCat("OpenCV cannot open ", source, ": ", e.what()));
+    }
+    return s;
+  }
+  // The next frame (BGR) and its id; false at the end.
+  bool Next(cv::Mat* frame, std::string* id) {
+    if (!files_.empty()) {
+      while (next_ < files_.size()) {
+        *id = files_[next_];
+        *frame = cv::imread(files_[next_++], cv::IMREAD_COLOR);
+        if (!frame->empty()) return true;
+      }
+      return false;
+    }
+    try {
+      if (!capture_.read(*frame) || frame->empty()) return false;
+    } catch (const cv::Exception&) {
+      return false;
+    }
+    *id = std::to_string(count_++);
+    return true;
+  }
+
+ private:
+  std::vector<std::string> files_;
+  size_t next_ = 0;
+  cv::VideoCapture capture_;
+  int64_t count_ = 0;
+};
+
+int Stream() {
+  absl::StatusOr<std::unique_ptr<FrameSource>> source =
+      FrameSource::Open(absl::GetFlag(FLAGS_source));
+  if (!source.ok()) {
+    std::fprintf(stderr, "invad stream: %s\n", source.status().ToString().c_str());
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<Client>> client = Connect();
+  if (!client.ok()) {
+    std::fprintf(stderr, "invad stream: %s\n", client.status().ToString().c_str());
+    return 2;
+  }
+  std::string model = absl::GetFlag(FLAGS_model);
+  if (model.empty()) {
+    absl::StatusOr<std::vector<invad::client::ModelDescription>> models = (*client)->ListModels();
+    if (!models.ok() || models->size() != 1) {
+      std::fprintf(stderr, "invad stream: name the model with --model\n");
+      return 2;
+    }
+    model = (*models)[0].name;
+  }
+  invad::client::StreamOptions so;
+  so.defaults.model = model;
+  so.defaults.version = absl::GetFlag(FLAGS_version);
+  so.defaults.category = absl::GetFlag(FLAGS_category);
+  so.defaults.steps = absl::GetFlag(FLAGS_steps);
+  so.defaults.threshold = absl::GetFlag(FLAGS_threshold);
+  so.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
+  so.overload = absl::GetFlag(FLAGS_drop_oldest) ? invad::client::OverloadPolicy::kDropOldest
+                                                 : invad::client::OverloadPolicy::kBlock;
+  absl::StatusOr<std::unique_ptr<invad::client::StreamSession>> stream = (*client)->OpenStream(so);
+  if (!stream.ok()) {
+    std::fprintf(stderr, "invad stream: %s\n", stream.status().ToString().c_str());
+    return 2;
+  }
+  const bool json = absl::GetFlag(FLAGS_json);
+  std::mutex mu;
+  std::map<uint64_t, absl::Time> sent_at;
+  int64_t frames = 0, anomalies = 0, errors = 0, dropped = 0;
+  std::vector<double> latency;
+  std::thread reader([&] {
+    while (std::optional<invad::client::FrameResult> r = (*stream)->Next()) {
+      absl::Time t0;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        t0 = sent_at[r->sequence];
+        sent_at.erase(r->sequence);
+      }
+      const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
+      ++frames;
+      if (r->dropped) {
+        ++dropped;
+        if (json) {
+          std::printf("{\"frame_id\":%s,\"sequence\":%d,\"dropped\":true}\n",
+                      JsonString(r->frame_id).c_str(), static_cast<int>(r->sequence));
+        } else {
+          std::printf("frame %s  DROPPED (overload)\n", r->frame_id.c_str());
+        }
+      } else if (!r->result.ok()) {
+        ++errors;
+        if (json) {
+          std::printf("{\"frame_id\":%s,\"sequence\":%d,\"error\":{\"code\":%s,\"message\":%s}}\n",
+                      JsonString(r->frame_id).c_str(), static_cast<int>(r->sequence),
+                      JsonString(absl::StatusCodeToString(r->result.status().code())).c_str(),
+                      JsonString(std::string(r->result.status().message())).c_str());
+        } else {
+          std::printf("frame %s  ERROR %s\n", r->frame_id.c_str(),
+                      r->result.status().ToString().c_str());
+        }
+      } else {
+        latency.push_back(ms);
+        anomalies += r->result->anomalous;
+        if (json) {
+          std::printf(
+              "{\"frame_id\":%s,\"sequence\":%d,\"score\":%.6g,\"threshold\":%.6g,"
+              "\"anomalous\":%s,\"latency_ms\":%.3f}\n",
+              JsonString(r->frame_id).c_str(), static_cast<int>(r->sequence), r->result->score,
+              r->result->threshold, r->result->anomalous ? "true" : "false", ms);
+        } else {
+          std::printf("frame %s  %s  score %.3f  latency %.1f ms\n", r->frame_id.c_str(),
+                      r->result->anomalous ? "ANOMALOUS" : "ok", r->result->score, ms);
+        }
+      }
+      std::fflush(stdout);
+    }
+  });
+  const double fps = absl::GetFlag(FLAGS_fps);
+  const int64_t max_frames = absl::GetFlag(FLAGS_max_frames);
+  absl::Time next = absl::Now();
+  cv::Mat frame;
+  std::string id;
+  for (int64_t n = 0; (max_frames == 0 || n < max_frames) && (*source)->Next(&frame, &id); ++n) {
+    if (fps > 0) {
+      absl::SleepFor(next - absl::Now());
+      next += absl::Seconds(1.0 / fps);
+    }
+    invad::client::Correlation ids;
+    ids.frame_id = id;
+    ids.capture_time_unix_ns = absl::ToUnixNanos(absl::Now());
+    {
+      std::lock_guard<std::mutex> l(mu);
+      sent_at[static_cast<uint64_t>(n)] = absl::Now();
+    }
+    const std::string pixels(reinterpret_cast<const char*>(frame.data),
+                             frame.total() * frame.elemSize());
+    if (!(*stream)->Send(invad::client::Image::Raw(frame.cols, frame.rows, 3, pixels,
+                                                   invad::client::PixelOrder::kBgr),
+                         ids)) {
+      break;
+    }
+  }
+  const absl::Status st = (*stream)->Finish();
+  reader.join();
+  const double p50 = Quantile(latency, 0.5), p99 = Quantile(latency, 0.99);
+  if (json) {
+    std::printf(
+        "{\"summary\":{\"frames\":%d,\"anomalies\":%d,\"errors\":%d,\"dropped\":%d,"
+        "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"status\":%s}}\n",
+        static_cast<int>(frames), static_cast<int>(anomalies), static_cast<int>(errors),
+        static_cast<int>(dropped), p50, p99, JsonString(st.ToString()).c_str());
+  } else {
+    std::printf(
+        "summary: %d frames, %d anomalous, %d errors, %d dropped; latency p50 %.1f ms, "
+        "p99 %.1f ms; stream %s\n",
+        static_cast<int>(frames), static_cast<int>(anomalies), static_cast<int>(errors),
+        static_cast<int>(dropped), p50, p99, st.ToString().c_str());
+  }
+  if (!st.ok() || errors > 0) return 2;
+  return anomalies > 0 && absl::GetFlag(FLAGS_fail_on_anomaly) ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -683,7 +878,8 @@ int main(int argc, char** argv) {
   if (sub == "health") return Health();
   if (sub == "models") return Models();
   if (sub == "bench") return Bench();
-  if (sub == "stream" || sub == "watch") {
+  if (sub == "stream") return Stream();
+  if (sub == "watch") {
     std::fprintf(stderr, "invad %s: not in this build yet (issue 6)\n", sub.c_str());
     return 2;
   }
