@@ -7,11 +7,13 @@
 // turns that off) / health: not serving, 2 errors.
 #include <algorithm>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -26,7 +28,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -73,6 +77,17 @@ ABSL_FLAG(int, max_in_flight, 16, "stream: unanswered frames before the overload
 ABSL_FLAG(bool, drop_oldest, false,
           "stream: when max_in_flight frames are unanswered, drop the oldest unsent frame instead "
           "of waiting (a live camera must not fall behind).");
+ABSL_FLAG(std::string, ok_dir, "", "watch: where normal images go (default <folder>/ok).");
+ABSL_FLAG(std::string, ng_dir, "", "watch: where anomalous images go (default <folder>/ng).");
+ABSL_FLAG(std::string, error_dir, "",
+          "watch: where images the server rejects (bad files) go (default <folder>/error).");
+ABSL_FLAG(std::string, results, "",
+          "watch: CSV file results are appended to (default <folder>/results.csv).");
+ABSL_FLAG(absl::Duration, settle, absl::Milliseconds(500),
+          "watch: a file counts as completely written once its writer closed it (inotify) and its "
+          "size and time stayed unchanged this long (files without events: this alone).");
+ABSL_FLAG(absl::Duration, poll_interval, absl::Milliseconds(200), "watch: folder scan period.");
+ABSL_FLAG(bool, once, false, "watch: process what is there (once settled), then exit.");
 ABSL_FLAG(std::vector<std::string>, concurrency, {"1"},
           "bench: closed-loop clients, one level or a sweep (\"1,2,4,8,16,32\").");
 ABSL_FLAG(double, rate, 0,
@@ -100,6 +115,7 @@ constexpr char kUsage[] = R"(invad: score images on an invad-server, check it, l
   invad models [--json]
   invad stream --source=<video | camera index | rtsp://... | folder> [--fps=F] [--max_frames=N]
                [--max_in_flight=16] [--drop_oldest] [--json]
+  invad watch <hot-folder> [--ok_dir=D] [--ng_dir=D] [--results=F.csv] [--once]
   invad bench [--concurrency=1,2,4,8 | --rate=R] [--duration=10s] [--requests=N] [--warmup=10]
               [--cancel_after=50ms --cancel_fraction=0.1] [--image=F] [--json]
 
@@ -154,6 +170,19 @@ absl::StatusOr<std::unique_ptr<Client>> Connect() {
     o.bearer_token = token;
   }
   return Client::Create(o);
+}
+
+// --model, or the server's only model when it names none.
+absl::StatusOr<std::string> ModelToUse(Client& client) {
+  const std::string model = absl::GetFlag(FLAGS_model);
+  if (!model.empty()) return model;
+  absl::StatusOr<std::vector<invad::client::ModelDescription>> models = client.ListModels();
+  if (!models.ok()) return models.status();
+  if (models->size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the server has ", models->size(), " models; name one with --model"));
+  }
+  return (*models)[0].name;
 }
 
 bool IsImageFile(const fs::path& p) {
@@ -529,45 +558,56 @@ BenchStats RunLevel(Client& client, const invad::client::Image& image,
     ++outstanding;
     return true;
   };
-  std::function<void()> send = [&]() {
+  auto record = [&](const absl::StatusOr<invad::client::ScoreResult>& r, absl::Time t0) {
+    std::lock_guard<std::mutex> l(mu);
+    ++st.codes[absl::StatusCodeToString(r.status().code())];
+    if (r.ok()) {
+      ++st.ok;
+      st.latency_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+      st.queue_ms += absl::ToDoubleMilliseconds(r->queue_time);
+      st.compute_ms += absl::ToDoubleMilliseconds(r->compute_time);
+    }
+  };
+  // One request, waited for; cancellable by the Canceller. The promise is shared with the
+  // callback, which may still be finishing when the waiter moves on.
+  auto one = [&]() {
     const absl::Time t0 = absl::Now();
-    auto call = client.ScoreAsync(image, so, [&, t0](absl::StatusOr<invad::client::ScoreResult> r) {
-      const bool again = clients > 0;
-      {
-        std::lock_guard<std::mutex> l(mu);
-        ++st.codes[absl::StatusCodeToString(r.status().code())];
-        if (r.ok()) {
-          ++st.ok;
-          st.latency_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
-          st.queue_ms += absl::ToDoubleMilliseconds(r->queue_time);
-          st.compute_ms += absl::ToDoubleMilliseconds(r->compute_time);
-        }
-      }
-      // The next request is taken before this one stops counting as outstanding, so the count
-      // reaches 0 only when the level is over.
-      if (again && take()) send();
-      {
-        std::lock_guard<std::mutex> l(mu);
-        --outstanding;
-      }
-      cv.notify_all();
-    });
-    canceller.Maybe(std::move(call));
+    auto done = std::make_shared<std::promise<absl::StatusOr<invad::client::ScoreResult>>>();
+    auto result = done->get_future();
+    canceller.Maybe(client.ScoreAsync(
+        image, so, [done](absl::StatusOr<invad::client::ScoreResult> r) { done->set_value(r); }));
+    record(result.get(), t0);
   };
   if (clients > 0) {
-    for (int c = 0; c < clients && take(); ++c) send();
+    // Closed loop: each client thread sends its next request when the previous one answers.
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c) {
+      threads.emplace_back([&] {
+        while (take()) {
+          one();
+          std::lock_guard<std::mutex> l(mu);
+          --outstanding;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
   } else {
+    // Open loop: arrivals at `rate`, each answered on its own thread-free async call.
     std::mt19937_64 rng(11);
     std::exponential_distribution<double> gap(rate);
     absl::Time next = start;
+    std::vector<std::thread> waiters;
     while (take()) {
-      send();
+      waiters.emplace_back([&] {
+        one();
+        std::lock_guard<std::mutex> l(mu);
+        --outstanding;
+      });
       next += absl::Seconds(gap(rng));
       absl::SleepFor(next - absl::Now());
     }
+    for (auto& t : waiters) t.join();
   }
-  std::unique_lock<std::mutex> l(mu);
-  cv.wait(l, [&] { return outstanding == 0; });
   st.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   return st;
 }
@@ -734,17 +774,13 @@ int Stream() {
     std::fprintf(stderr, "invad stream: %s\n", client.status().ToString().c_str());
     return 2;
   }
-  std::string model = absl::GetFlag(FLAGS_model);
-  if (model.empty()) {
-    absl::StatusOr<std::vector<invad::client::ModelDescription>> models = (*client)->ListModels();
-    if (!models.ok() || models->size() != 1) {
-      std::fprintf(stderr, "invad stream: name the model with --model\n");
-      return 2;
-    }
-    model = (*models)[0].name;
+  absl::StatusOr<std::string> model = ModelToUse(**client);
+  if (!model.ok()) {
+    std::fprintf(stderr, "invad stream: %s\n", model.status().ToString().c_str());
+    return 2;
   }
   invad::client::StreamOptions so;
-  so.defaults.model = model;
+  so.defaults.model = *model;
   so.defaults.version = absl::GetFlag(FLAGS_version);
   so.defaults.category = absl::GetFlag(FLAGS_category);
   so.defaults.steps = absl::GetFlag(FLAGS_steps);
@@ -853,6 +889,214 @@ int Stream() {
   return anomalies > 0 && absl::GetFlag(FLAGS_fail_on_anomaly) ? 1 : 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// invad watch: a hot folder. Each image is scored once it is completely written, its result is
+// appended (and flushed to disk) to the results CSV, then the file is renamed into ok/, ng/ or
+// error/. Restarts are exactly-once: an image already in the results (a crash between the append
+// and the rename) is moved by its recorded verdict, not scored again. Server outages are waited
+// out: the file stays and is retried.
+
+volatile std::sig_atomic_t g_stop = 0;
+void OnStop(int) { g_stop = 1; }
+
+struct Seen {
+  uintmax_t size = 0;
+  fs::file_time_type mtime;
+  absl::Time stable_since;
+};
+
+// file name -> "ok" | "ng" | "error", from an existing results CSV.
+std::map<std::string, std::string> ReadVerdicts(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::string name;
+    size_t end = 0;
+    if (!line.empty() && line[0] == '"') {  // a quoted name: "" is a quote
+      for (end = 1; end < line.size(); ++end) {
+        if (line[end] == '"' && (end + 1 >= line.size() || line[end + 1] != '"')) break;
+        if (line[end] == '"') ++end;
+        name += line[end];
+      }
+      ++end;
+    } else {
+      end = line.find(',');
+      if (end == std::string::npos) continue;
+      name = line.substr(0, end);
+    }
+    const size_t b = line.rfind(',');
+    if (b == std::string::npos || b < end) continue;
+    out[name] = line.substr(b + 1);
+  }
+  return out;
+}
+
+int Watch(const std::vector<char*>& args) {
+  if (args.size() != 1) {
+    std::fprintf(stderr, "invad watch: one hot folder expected\n");
+    return 2;
+  }
+  const fs::path hot = args[0];
+  std::error_code ec;
+  if (!fs::is_directory(hot, ec)) {
+    std::fprintf(stderr, "invad watch: %s is not a folder\n", hot.c_str());
+    return 2;
+  }
+  auto dir_flag = [&](const std::string& v, const char* def) {
+    return v.empty() ? hot / def : fs::path(v);
+  };
+  const std::map<std::string, fs::path> dest = {
+      {"ok", dir_flag(absl::GetFlag(FLAGS_ok_dir), "ok")},
+      {"ng", dir_flag(absl::GetFlag(FLAGS_ng_dir), "ng")},
+      {"error", dir_flag(absl::GetFlag(FLAGS_error_dir), "error")}};
+  for (const auto& [k, d] : dest) fs::create_directories(d, ec);
+  const std::string results = absl::GetFlag(FLAGS_results).empty() ? (hot / "results.csv").string()
+                                                                   : absl::GetFlag(FLAGS_results);
+  std::map<std::string, std::string> recorded = ReadVerdicts(results);
+  if (!fs::exists(results)) {
+    std::ofstream(results) << "file,model,version,score,threshold,verdict\n";
+  }
+  absl::StatusOr<std::unique_ptr<Client>> client = Connect();
+  if (!client.ok()) {
+    std::fprintf(stderr, "invad watch: %s\n", client.status().ToString().c_str());
+    return 2;
+  }
+  absl::StatusOr<std::string> model = ModelToUse(**client);
+  if (!model.ok()) {
+    std::fprintf(stderr, "invad watch: %s\n", model.status().ToString().c_str());
+    return 2;
+  }
+  invad::client::ScoreOptions so;
+  so.model = *model;
+  so.version = absl::GetFlag(FLAGS_version);
+  so.category = absl::GetFlag(FLAGS_category);
+  so.steps = absl::GetFlag(FLAGS_steps);
+  so.threshold = absl::GetFlag(FLAGS_threshold);
+  std::signal(SIGINT, OnStop);
+  std::signal(SIGTERM, OnStop);
+  const absl::Duration settle = absl::GetFlag(FLAGS_settle);
+  // inotify tells when a writer closes a file (or renames one in): a file some process still
+  // holds open for writing is never picked up, however long it pauses. Files without events
+  // (present at start, or on file systems without inotify) fall back to --settle alone.
+  const int inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify >= 0) {
+    inotify_add_watch(inotify, hot.c_str(), IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO);
+  }
+  std::map<std::string, bool> writing;  // name -> still open for writing (from inotify)
+  auto drain_events = [&] {
+    if (inotify < 0) return;
+    alignas(inotify_event) char buf[16384];
+    for (ssize_t n; (n = ::read(inotify, buf, sizeof(buf))) > 0;) {
+      for (char* p = buf; p < buf + n;) {
+        const auto* ev = reinterpret_cast<const inotify_event*>(p);
+        if (ev->len > 0) {
+          const std::string name(ev->name);
+          if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+            writing[name] = false;
+          } else if (ev->mask & (IN_CREATE | IN_MODIFY)) {
+            writing[name] = true;
+          }
+        }
+        p += sizeof(inotify_event) + ev->len;
+      }
+    }
+  };
+  std::map<std::string, Seen> seen;
+  auto move = [&](const fs::path& file, const std::string& verdict) {
+    std::error_code mec;
+    fs::rename(file, dest.at(verdict) / file.filename(), mec);  // atomic on one file system
+    if (mec) {
+      std::fprintf(stderr, "invad watch: cannot move %s: %s\n", file.c_str(),
+                   mec.message().c_str());
+    }
+  };
+  int64_t processed = 0;
+  while (g_stop == 0) {
+    bool pending = false;
+    drain_events();
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(hot, ec)) {
+      const std::string name = e.path().filename().string();
+      if (e.is_regular_file() && name[0] != '.' && IsImageFile(e.path())) {
+        files.push_back(e.path());
+      }
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& f : files) {
+      if (g_stop != 0) break;
+      const std::string name = f.filename().string();
+      if (auto it = recorded.find(name); it != recorded.end()) {  // scored before a crash
+        move(f, it->second);
+        recorded.erase(it);
+        continue;
+      }
+      std::error_code fec;
+      const uintmax_t size = fs::file_size(f, fec);
+      const fs::file_time_type mtime = fs::last_write_time(f, fec);
+      if (fec) continue;
+      Seen& s = seen[name];
+      if (s.stable_since == absl::Time() || s.size != size || s.mtime != mtime) {
+        s = {size, mtime, absl::Now()};
+        pending = true;
+        continue;
+      }
+      if (auto w = writing.find(name); w != writing.end() && w->second) {
+        pending = true;  // a writer still has it open
+        continue;
+      }
+      if (absl::Now() - s.stable_since < settle) {
+        pending = true;
+        continue;
+      }
+      std::ifstream in(f, std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      so.ids.frame_id = name;
+      absl::StatusOr<invad::client::ScoreResult> r =
+          (*client)->Score(invad::client::Image::Encoded(ss.str()), so);
+      std::string verdict, line;
+      if (r.ok()) {
+        verdict = r->anomalous ? "ng" : "ok";
+        line = absl::StrFormat("%s,%s,%d,%.6g,%.6g,%s\n", CsvField(name), CsvField(r->model),
+                               r->version, r->score, r->threshold, verdict);
+      } else if (absl::IsInvalidArgument(r.status())) {
+        verdict = "error";
+        line = absl::StrFormat("%s,,,,,%s\n", CsvField(name), verdict);
+        std::fprintf(stderr, "invad watch: %s: %s\n", name.c_str(), r.status().ToString().c_str());
+      } else {
+        // The server is away or busy: keep the file and try again on a later scan.
+        std::fprintf(stderr, "invad watch: %s: %s (will retry)\n", name.c_str(),
+                     r.status().ToString().c_str());
+        pending = true;
+        absl::SleepFor(absl::Seconds(1));
+        continue;
+      }
+      {
+        std::ofstream out(results, std::ios::app);
+        out << line;
+        out.flush();
+      }
+      if (FILE* fp = std::fopen(results.c_str(), "a")) {  // make the append durable
+        ::fsync(fileno(fp));
+        std::fclose(fp);
+      }
+      move(f, verdict);
+      seen.erase(name);
+      writing.erase(name);
+      ++processed;
+      std::printf("%s  %s\n", name.c_str(), verdict.c_str());
+      std::fflush(stdout);
+    }
+    if (absl::GetFlag(FLAGS_once) && !pending) break;
+    absl::SleepFor(absl::GetFlag(FLAGS_poll_interval));
+  }
+  if (inotify >= 0) ::close(inotify);
+  std::fprintf(stderr, "invad watch: %d files processed\n", static_cast<int>(processed));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -879,10 +1123,7 @@ int main(int argc, char** argv) {
   if (sub == "models") return Models();
   if (sub == "bench") return Bench();
   if (sub == "stream") return Stream();
-  if (sub == "watch") {
-    std::fprintf(stderr, "invad %s: not in this build yet (issue 6)\n", sub.c_str());
-    return 2;
-  }
+  if (sub == "watch") return Watch(positional);
   std::fprintf(stderr, "invad: unknown subcommand '%s'\n\n%s\n", sub.c_str(), kUsage);
   return 2;
 }

@@ -345,6 +345,7 @@ class ClientImpl final : public Client {
       std::function<void(absl::StatusOr<ScoreResult>)> done;
       std::mutex mu;
       bool finished = false;
+      std::shared_ptr<Call> self;
       void Cancel() override {
         std::lock_guard<std::mutex> l(mu);
         if (!finished) ctx.TryCancel();
@@ -354,17 +355,22 @@ class ClientImpl final : public Client {
     Prepare(&call->ctx, o.deadline);
     call->req = ToRequest(image, o);
     call->done = std::move(done);
-    stub_->async()->Score(&call->ctx, &call->req, &call->resp, [call](grpc::Status s) {
+    // The call keeps itself alive until its callback ends; the callback drops that reference at
+    // its very end, so the context is never destroyed inside gRPC's own teardown of the lambda.
+    call->self = call;
+    Call* raw = call.get();
+    stub_->async()->Score(&raw->ctx, &raw->req, &raw->resp, [raw](grpc::Status s) {
       {
-        std::lock_guard<std::mutex> l(call->mu);
-        call->finished = true;
+        std::lock_guard<std::mutex> l(raw->mu);
+        raw->finished = true;
       }
       if (s.ok()) {
-        call->done(FromResponse(call->resp));
+        raw->done(FromResponse(raw->resp));
       } else {
-        call->done(FromGrpc(s));
+        raw->done(FromGrpc(s));
       }
-      call->done = nullptr;  // the callback's captures go now; `call` itself with the last handle
+      raw->done = nullptr;
+      std::shared_ptr<Call> last = std::move(raw->self);  // may delete the call here
     });
     return call;
   }
