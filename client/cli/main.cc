@@ -547,7 +547,6 @@ BenchStats RunLevel(Client& client, const invad::client::Image& image,
   const int64_t cap = absl::GetFlag(FLAGS_requests);
   Canceller canceller(absl::GetFlag(FLAGS_cancel_after), absl::GetFlag(FLAGS_cancel_fraction));
   std::mutex mu;
-  std::condition_variable cv;
   int64_t issued = 0, outstanding = 0;
   const absl::Time start = absl::Now(), stop = start + duration;
   // Takes a request slot: false once the level is over.
