@@ -56,7 +56,8 @@ int TorchIntraOpThreads();
 
 // Start-up settings every invad binary that runs models applies first (platform.md P2, P4):
 // glibc keeps freed tensor memory in the process (mallopt: no mmap for large blocks, no trim, one
-// arena for every thread), because page faults are very expensive on our VMs; LibTorch gets `intra_op_threads` threads
+// arena for every thread), because page faults are very expensive on our VMs; LibTorch gets
+// `intra_op_threads` threads
 // (<= 0: one per hardware thread, not LibTorch's physical-core guess).
 absl::Status ConfigureProcess(int intra_op_threads);
 
