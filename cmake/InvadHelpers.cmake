@@ -25,9 +25,20 @@ endfunction()
 # Labels: `unit` (fast, no sockets), `integration` (several components, real files or processes),
 # `slow` alone for training and load tests.
 function(invad_add_test name)
-  cmake_parse_arguments(A "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(A "" "TIMEOUT;PROCESSORS" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT A_TIMEOUT)
     set(A_TIMEOUT 300)
+  endif()
+  # PROCESSORS: the cores the test keeps busy. Tests that train use LibTorch's OpenMP pool on every
+  # core; two of them side by side under `ctest -j2` spin against each other in libgomp's barriers
+  # and ran 20x slower in CI (66 s alone, 1526 s paired). `slow` tests therefore claim 2 cores, so
+  # ctest runs them alone.
+  if(NOT A_PROCESSORS)
+    if("slow" IN_LIST A_LABELS)
+      set(A_PROCESSORS 2)
+    else()
+      set(A_PROCESSORS 1)
+    endif()
   endif()
   add_executable(${name} ${A_SOURCES})
   target_link_libraries(${name} PRIVATE ${A_DEPS} invad_warnings GTest::gmock GTest::gtest_main)
@@ -35,6 +46,6 @@ function(invad_add_test name)
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
     DISCOVERY_TIMEOUT 120
-    PROPERTIES LABELS "${A_LABELS}" TIMEOUT ${A_TIMEOUT}
+    PROPERTIES LABELS "${A_LABELS}" TIMEOUT ${A_TIMEOUT} PROCESSORS ${A_PROCESSORS}
                ENVIRONMENT "INVAD_SOURCE_DIR=${PROJECT_SOURCE_DIR};INVAD_PYTHON=${INVAD_PYTHON}")
 endfunction()
