@@ -2,10 +2,12 @@
 //   invad score <files|dirs|globs> --model=M [--json|--csv] [--overlay_dir=D] [--threshold=T]
 //   invad health [--service=S] [--json]
 //   invad models [--json]
+//   invad bench, invad stream --source=S, invad watch <hot folder> (see --help)
 // Every subcommand takes --target (default localhost:50051) and the TLS/token flags.
 // Exit status: 0 ok (score: every image normal), 1 score: an anomaly (--fail_on_anomaly=false
 // turns that off) / health: not serving, 2 errors.
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -28,7 +30,6 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
+#include "client/cli/files.h"
+#include "client/cli/watch.h"
 #include "invad/client/client.h"
 #include "tools/common/progress.h"
 
@@ -106,6 +109,8 @@ ABSL_FLAG(double, cancel_fraction, 0.0,
 namespace {
 
 namespace fs = std::filesystem;
+using invad::cli::CsvField;
+using invad::cli::IsImageFile;
 using invad::client::Client;
 
 constexpr char kUsage[] = R"(invad: score images on an invad-server, check it, list its models.
@@ -147,13 +152,6 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 absl::StatusOr<std::unique_ptr<Client>> Connect() {
   invad::client::ClientOptions o;
   o.target = absl::GetFlag(FLAGS_target);
@@ -183,15 +181,6 @@ absl::StatusOr<std::string> ModelToUse(Client& client) {
         absl::StrCat("the server has ", models->size(), " models; name one with --model"));
   }
   return (*models)[0].name;
-}
-
-bool IsImageFile(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}) {
-    if (ext == e) return true;
-  }
-  return false;
 }
 
 // Files as given; directories recursively (image files, sorted); globs expanded.
@@ -473,9 +462,10 @@ int Models() {
 struct BenchStats {
   std::string label;
   int64_t ok = 0;
-  std::map<std::string, int64_t> codes;  // every outcome by code name, OK included
-  std::vector<double> latency_ms;        // successful requests
-  double queue_ms = 0, compute_ms = 0;   // sums over successful requests (server-side)
+  std::map<std::string, int64_t> codes;                  // every outcome by code name, OK included
+  std::vector<double> latency_ms;                        // successful requests
+  std::map<std::string, std::vector<double>> failed_ms;  // failed requests, by code
+  double queue_ms = 0, compute_ms = 0;  // sums over successful requests (server-side)
   double seconds = 0;
 };
 
@@ -560,11 +550,14 @@ BenchStats RunLevel(Client& client, const invad::client::Image& image,
   auto record = [&](const absl::StatusOr<invad::client::ScoreResult>& r, absl::Time t0) {
     std::lock_guard<std::mutex> l(mu);
     ++st.codes[absl::StatusCodeToString(r.status().code())];
+    const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
     if (r.ok()) {
       ++st.ok;
-      st.latency_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+      st.latency_ms.push_back(ms);
       st.queue_ms += absl::ToDoubleMilliseconds(r->queue_time);
       st.compute_ms += absl::ToDoubleMilliseconds(r->compute_time);
+    } else {
+      st.failed_ms[absl::StatusCodeToString(r.status().code())].push_back(ms);
     }
   };
   // One request, waited for; cancellable by the Canceller. The promise is shared with the
@@ -591,21 +584,25 @@ BenchStats RunLevel(Client& client, const invad::client::Image& image,
     }
     for (auto& t : threads) t.join();
   } else {
-    // Open loop: arrivals at `rate`, each answered on its own thread-free async call.
+    // Open loop: Poisson arrivals at `rate`, each an async call answered on gRPC's threads (no
+    // thread per request); the level ends when every call has answered.
     std::mt19937_64 rng(11);
     std::exponential_distribution<double> gap(rate);
+    std::condition_variable all_done;
     absl::Time next = start;
-    std::vector<std::thread> waiters;
     while (take()) {
-      waiters.emplace_back([&] {
-        one();
-        std::lock_guard<std::mutex> l(mu);
-        --outstanding;
-      });
+      const absl::Time t0 = absl::Now();
+      canceller.Maybe(
+          client.ScoreAsync(image, so, [&, t0](absl::StatusOr<invad::client::ScoreResult> r) {
+            record(r, t0);
+            std::lock_guard<std::mutex> l(mu);
+            if (--outstanding == 0) all_done.notify_all();
+          }));
       next += absl::Seconds(gap(rng));
       absl::SleepFor(next - absl::Now());
     }
-    for (auto& t : waiters) t.join();
+    std::unique_lock<std::mutex> l(mu);
+    all_done.wait(l, [&] { return outstanding == 0; });
   }
   st.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   return st;
@@ -689,16 +686,22 @@ int Bench() {
                            : absl::StrCat(code, "=", count));
     }
     const double okn = std::max<int64_t>(st.ok, 1);
+    std::vector<std::string> failed;  // p50/p99 of failed requests by code (JSON)
+    for (auto& [code, ms] : st.failed_ms) {
+      failed.push_back(absl::StrFormat("%s:{\"p50_ms\":%.3f,\"p99_ms\":%.3f}", JsonString(code),
+                                       Quantile(ms, 0.5), Quantile(ms, 0.99)));
+    }
     const double p50 = Quantile(st.latency_ms, 0.5), p90 = Quantile(st.latency_ms, 0.9),
                  p95 = Quantile(st.latency_ms, 0.95), p99 = Quantile(st.latency_ms, 0.99);
     if (json) {
       std::printf(
           "{\"level\":%s,\"concurrency\":%d,\"rate\":%g,\"requests\":%d,\"seconds\":%.3f,"
           "\"throughput\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,"
-          "\"server_queue_ms\":%.3f,\"server_compute_ms\":%.3f,\"codes\":{%s}}\n",
+          "\"server_queue_ms\":%.3f,\"server_compute_ms\":%.3f,\"codes\":{%s},"
+          "\"failed_latency\":{%s}}\n",
           JsonString(st.label).c_str(), clients, rate, static_cast<int>(n), st.seconds,
           st.ok / st.seconds, p50, p90, p95, p99, st.queue_ms / okn, st.compute_ms / okn,
-          absl::StrJoin(codes, ",").c_str());
+          absl::StrJoin(codes, ",").c_str(), absl::StrJoin(failed, ",").c_str());
     } else {
       std::printf("%-16s %8d %9.1f %8.1f %8.1f %8.1f %8.1f %9.2f %10.2f  %s\n", st.label.c_str(),
                   static_cast<int>(n), st.ok / st.seconds, p50, p90, p95, p99, st.queue_ms / okn,
@@ -895,74 +898,36 @@ int Stream() {
 // and the rename) is moved by its recorded verdict, not scored again. Server outages are waited
 // out: the file stays and is retried.
 
-volatile std::sig_atomic_t g_stop = 0;
-void OnStop(int) { g_stop = 1; }
-
-struct Seen {
-  uintmax_t size = 0;
-  fs::file_time_type mtime;
-  absl::Time stable_since;
-};
-
-// file name -> "ok" | "ng" | "error", from an existing results CSV.
-std::map<std::string, std::string> ReadVerdicts(const std::string& path) {
-  std::map<std::string, std::string> out;
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    std::string name;
-    size_t end = 0;
-    if (!line.empty() && line[0] == '"') {  // a quoted name: "" is a quote
-      for (end = 1; end < line.size(); ++end) {
-        if (line[end] == '"' && (end + 1 >= line.size() || line[end + 1] != '"')) break;
-        if (line[end] == '"') ++end;
-        name += line[end];
-      }
-      ++end;
-    } else {
-      end = line.find(',');
-      if (end == std::string::npos) continue;
-      name = line.substr(0, end);
-    }
-    const size_t b = line.rfind(',');
-    if (b == std::string::npos || b < end) continue;
-    out[name] = line.substr(b + 1);
-  }
-  return out;
-}
+std::atomic<bool> g_stop{false};  // lock-free: safe to set from a signal handler
+void OnStop(int) { g_stop = true; }
 
 int Watch(const std::vector<char*>& args) {
   if (args.size() != 1) {
     std::fprintf(stderr, "invad watch: one hot folder expected\n");
     return 2;
   }
-  const fs::path hot = args[0];
-  std::error_code ec;
-  if (!fs::is_directory(hot, ec)) {
-    std::fprintf(stderr, "invad watch: %s is not a folder\n", hot.c_str());
-    return 2;
-  }
-  auto dir_flag = [&](const std::string& v, const char* def) {
-    return v.empty() ? hot / def : fs::path(v);
-  };
-  const std::map<std::string, fs::path> dest = {
-      {"ok", dir_flag(absl::GetFlag(FLAGS_ok_dir), "ok")},
-      {"ng", dir_flag(absl::GetFlag(FLAGS_ng_dir), "ng")},
-      {"error", dir_flag(absl::GetFlag(FLAGS_error_dir), "error")}};
-  for (const auto& [k, d] : dest) fs::create_directories(d, ec);
-  const std::string results = absl::GetFlag(FLAGS_results).empty() ? (hot / "results.csv").string()
-                                                                   : absl::GetFlag(FLAGS_results);
-  std::map<std::string, std::string> recorded = ReadVerdicts(results);
-  if (!fs::exists(results)) {
-    std::ofstream(results) << "file,model,version,score,threshold,verdict\n";
-  }
+  invad::cli::WatchOptions wo;
+  wo.hot = args[0];
+  wo.ok_dir = absl::GetFlag(FLAGS_ok_dir);
+  wo.ng_dir = absl::GetFlag(FLAGS_ng_dir);
+  wo.error_dir = absl::GetFlag(FLAGS_error_dir);
+  wo.results = absl::GetFlag(FLAGS_results);
+  wo.settle = absl::GetFlag(FLAGS_settle);
+  wo.poll_interval = absl::GetFlag(FLAGS_poll_interval);
+  wo.once = absl::GetFlag(FLAGS_once);
   absl::StatusOr<std::unique_ptr<Client>> client = Connect();
   if (!client.ok()) {
     std::fprintf(stderr, "invad watch: %s\n", client.status().ToString().c_str());
     return 2;
   }
+  // The model is resolved once; a server that is down at start is waited for.
   absl::StatusOr<std::string> model = ModelToUse(**client);
+  while (!model.ok() && absl::IsUnavailable(model.status()) && !g_stop) {
+    std::fprintf(stderr, "invad watch: %s (waiting for the server)\n",
+                 model.status().ToString().c_str());
+    absl::SleepFor(absl::Seconds(1));
+    model = ModelToUse(**client);
+  }
   if (!model.ok()) {
     std::fprintf(stderr, "invad watch: %s\n", model.status().ToString().c_str());
     return 2;
@@ -973,126 +938,24 @@ int Watch(const std::vector<char*>& args) {
   so.category = absl::GetFlag(FLAGS_category);
   so.steps = absl::GetFlag(FLAGS_steps);
   so.threshold = absl::GetFlag(FLAGS_threshold);
+  auto scorer = [&](const std::string& name,
+                    const std::string& bytes) -> absl::StatusOr<invad::cli::WatchScore> {
+    so.ids.frame_id = name;
+    absl::StatusOr<invad::client::ScoreResult> r =
+        (*client)->Score(invad::client::Image::Encoded(bytes), so);
+    if (!r.ok()) return r.status();
+    return invad::cli::WatchScore{r->model, r->version, r->score, r->threshold, r->anomalous};
+  };
   std::signal(SIGINT, OnStop);
   std::signal(SIGTERM, OnStop);
-  const absl::Duration settle = absl::GetFlag(FLAGS_settle);
-  // inotify tells when a writer closes a file (or renames one in): a file some process still
-  // holds open for writing is never picked up, however long it pauses. Files without events
-  // (present at start, or on file systems without inotify) fall back to --settle alone.
-  const int inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify >= 0) {
-    inotify_add_watch(inotify, hot.c_str(), IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO);
+  absl::StatusOr<invad::cli::WatchSummary> summary = invad::cli::RunWatch(wo, scorer, g_stop);
+  if (!summary.ok()) {
+    std::fprintf(stderr, "invad watch: %s\n", summary.status().ToString().c_str());
+    return 2;
   }
-  std::map<std::string, bool> writing;  // name -> still open for writing (from inotify)
-  auto drain_events = [&] {
-    if (inotify < 0) return;
-    alignas(inotify_event) char buf[16384];
-    for (ssize_t n; (n = ::read(inotify, buf, sizeof(buf))) > 0;) {
-      for (char* p = buf; p < buf + n;) {
-        const auto* ev = reinterpret_cast<const inotify_event*>(p);
-        if (ev->len > 0) {
-          const std::string name(ev->name);
-          if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
-            writing[name] = false;
-          } else if (ev->mask & (IN_CREATE | IN_MODIFY)) {
-            writing[name] = true;
-          }
-        }
-        p += sizeof(inotify_event) + ev->len;
-      }
-    }
-  };
-  std::map<std::string, Seen> seen;
-  auto move = [&](const fs::path& file, const std::string& verdict) {
-    std::error_code mec;
-    fs::rename(file, dest.at(verdict) / file.filename(), mec);  // atomic on one file system
-    if (mec) {
-      std::fprintf(stderr, "invad watch: cannot move %s: %s\n", file.c_str(),
-                   mec.message().c_str());
-    }
-  };
-  int64_t processed = 0;
-  while (g_stop == 0) {
-    bool pending = false;
-    drain_events();
-    std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(hot, ec)) {
-      const std::string name = e.path().filename().string();
-      if (e.is_regular_file() && name[0] != '.' && IsImageFile(e.path())) {
-        files.push_back(e.path());
-      }
-    }
-    std::sort(files.begin(), files.end());
-    for (const fs::path& f : files) {
-      if (g_stop != 0) break;
-      const std::string name = f.filename().string();
-      if (auto it = recorded.find(name); it != recorded.end()) {  // scored before a crash
-        move(f, it->second);
-        recorded.erase(it);
-        continue;
-      }
-      std::error_code fec;
-      const uintmax_t size = fs::file_size(f, fec);
-      const fs::file_time_type mtime = fs::last_write_time(f, fec);
-      if (fec) continue;
-      Seen& s = seen[name];
-      if (s.stable_since == absl::Time() || s.size != size || s.mtime != mtime) {
-        s = {size, mtime, absl::Now()};
-        pending = true;
-        continue;
-      }
-      if (auto w = writing.find(name); w != writing.end() && w->second) {
-        pending = true;  // a writer still has it open
-        continue;
-      }
-      if (absl::Now() - s.stable_since < settle) {
-        pending = true;
-        continue;
-      }
-      std::ifstream in(f, std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      so.ids.frame_id = name;
-      absl::StatusOr<invad::client::ScoreResult> r =
-          (*client)->Score(invad::client::Image::Encoded(ss.str()), so);
-      std::string verdict, line;
-      if (r.ok()) {
-        verdict = r->anomalous ? "ng" : "ok";
-        line = absl::StrFormat("%s,%s,%d,%.6g,%.6g,%s\n", CsvField(name), CsvField(r->model),
-                               r->version, r->score, r->threshold, verdict);
-      } else if (absl::IsInvalidArgument(r.status())) {
-        verdict = "error";
-        line = absl::StrFormat("%s,,,,,%s\n", CsvField(name), verdict);
-        std::fprintf(stderr, "invad watch: %s: %s\n", name.c_str(), r.status().ToString().c_str());
-      } else {
-        // The server is away or busy: keep the file and try again on a later scan.
-        std::fprintf(stderr, "invad watch: %s: %s (will retry)\n", name.c_str(),
-                     r.status().ToString().c_str());
-        pending = true;
-        absl::SleepFor(absl::Seconds(1));
-        continue;
-      }
-      {
-        std::ofstream out(results, std::ios::app);
-        out << line;
-        out.flush();
-      }
-      if (FILE* fp = std::fopen(results.c_str(), "a")) {  // make the append durable
-        ::fsync(fileno(fp));
-        std::fclose(fp);
-      }
-      move(f, verdict);
-      seen.erase(name);
-      writing.erase(name);
-      ++processed;
-      std::printf("%s  %s\n", name.c_str(), verdict.c_str());
-      std::fflush(stdout);
-    }
-    if (absl::GetFlag(FLAGS_once) && !pending) break;
-    absl::SleepFor(absl::GetFlag(FLAGS_poll_interval));
-  }
-  if (inotify >= 0) ::close(inotify);
-  std::fprintf(stderr, "invad watch: %d files processed\n", static_cast<int>(processed));
+  std::fprintf(stderr, "invad watch: %lld scored, %lld moved after a restart, %lld retries\n",
+               static_cast<long long>(summary->scored), static_cast<long long>(summary->replayed),
+               static_cast<long long>(summary->retries));
   return 0;
 }
 

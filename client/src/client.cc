@@ -1,5 +1,6 @@
 #include "invad/client/client.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <fstream>
@@ -46,10 +47,13 @@ std::string ServiceConfig(const ClientOptions& o) {
                      Seconds(o.initial_backoff), R"(","maxBackoff":")", Seconds(o.max_backoff),
                      R"(","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]})");
   }
+  // ScoreStream is never retried by gRPC: a transparently retried stream replays its buffered
+  // frames, and gRPC 1.51 then stalled later writes (frames written, never sent). StreamSession
+  // reopens streams itself (StreamOptions::reconnect_attempts).
   return absl::StrCat(
       R"({"loadBalancingConfig":[{"round_robin":{}}],"methodConfig":[{"name":[)",
       R"({"service":"invad.v1.AnomalyDetection"},{"service":"inference.GRPCInferenceService"}])",
-      retry, "}]}");
+      retry, R"(},{"name":[{"service":"invad.v1.AnomalyDetection","method":"ScoreStream"}]}]})");
 }
 
 v1::ScoreRequest ToRequest(const Image& image, const ScoreOptions& o) {
@@ -127,21 +131,23 @@ ScoreResult FromResponse(const v1::ScoreResponse& p) {
 
 // ---------------------------------------------------------------------------------------------
 
+// Frames flow through one gRPC stream at a time (a Conn); with reconnect_attempts, a stream that
+// ends with UNAVAILABLE is replaced: frames it had sent but not answered complete with UNAVAILABLE,
+// frames not yet sent go on the next one. The writer thread owns the Conn and replaces it.
 class Stream final : public StreamSession {
  public:
   Stream(v1::AnomalyDetection::Stub* stub, const ClientOptions& copts, const StreamOptions& o)
-      : options_(o) {
-    if (!copts.bearer_token.empty()) {
-      ctx_.AddMetadata("authorization", "Bearer " + copts.bearer_token);
-    }
-    ctx_.set_deadline(absl::ToChronoTime(absl::Now() + o.deadline));
-    rw_ = stub->ScoreStream(&ctx_);
+      : stub_(stub), token_(copts.bearer_token), options_(o), deadline_(absl::Now() + o.deadline) {
+    conn_ = Open();
     writer_ = std::thread([this] { WriteLoop(); });
-    reader_ = std::thread([this] { ReadLoop(); });
   }
   ~Stream() override {
     if (!finished_) {
-      ctx_.TryCancel();
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        cancelled_ = true;
+        if (conn_) conn_->ctx.TryCancel();
+      }
       (void)Finish();
     }
   }
@@ -196,7 +202,7 @@ class Stream final : public StreamSession {
       work_.notify_all();
     }
     writer_.join();
-    reader_.join();
+    if (conn_ && conn_->reader.joinable()) conn_->reader.join();
     std::lock_guard<std::mutex> l(mu_);
     finished_ = true;
     return final_;
@@ -205,6 +211,10 @@ class Stream final : public StreamSession {
   int64_t dropped() const override {
     std::lock_guard<std::mutex> l(mu_);
     return dropped_;
+  }
+  int64_t reconnects() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    return reconnects_;
   }
 
  private:
@@ -216,6 +226,21 @@ class Stream final : public StreamSession {
     v1::ScoreRequest request;
     absl::StatusOr<ScoreResult> result = absl::UnknownError("no result");
   };
+  struct Conn {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::ScoreRequest, v1::ScoreResponse>> rw;
+    std::thread reader;
+  };
+
+  std::unique_ptr<Conn> Open() {
+    auto c = std::make_unique<Conn>();
+    if (!token_.empty()) c->ctx.AddMetadata("authorization", "Bearer " + token_);
+    c->ctx.set_deadline(absl::ToChronoTime(deadline_));
+    c->rw = stub_->ScoreStream(&c->ctx);
+    Conn* raw = c.get();
+    c->reader = std::thread([this, raw] { ReadLoop(raw); });
+    return c;
+  }
 
   int InFlightLocked() const {
     int n = 0;
@@ -237,14 +262,43 @@ class Stream final : public StreamSession {
   }
 
   void WriteLoop() {
+    Conn* c = conn_.get();
     for (;;) {
       std::shared_ptr<Slot> s;
       {
         std::unique_lock<std::mutex> l(mu_);
-        work_.wait(l, [&] { return failed_ || closing_ || !unsent_.empty(); });
+        work_.wait(l, [&] { return failed_ || broken_ || closing_ || !unsent_.empty(); });
         while (!unsent_.empty() && unsent_.front()->state != Slot::kPending) unsent_.pop_front();
-        if (failed_ || unsent_.empty()) {
-          if (failed_ || closing_) break;
+        if (failed_) break;
+        if (broken_) {
+          // The reader of `c` has ended (setting broken_ was its last act): wait, then reopen.
+          l.unlock();
+          c->reader.join();
+          l.lock();
+          const absl::Duration wait = std::min(
+              absl::Milliseconds(100) * (1 << std::min(attempts_ - 1, 6)), absl::Seconds(5));
+          work_.wait_for(l, absl::ToChronoNanoseconds(wait),
+                         [&] { return cancelled_ || (closing_ && unsent_.empty()); });
+          if (cancelled_ || (closing_ && unsent_.empty())) {
+            failed_ = true;  // nothing left to send on a new stream
+            final_ = last_break_;
+            ready_.notify_all();
+            room_.notify_all();
+            return;
+          }
+          l.unlock();
+          std::unique_ptr<Conn> next = Open();
+          l.lock();
+          conn_.swap(next);
+          c = conn_.get();
+          broken_ = false;
+          ++reconnects_;
+          l.unlock();
+          next.reset();  // the old stream; its reader was joined above
+          continue;
+        }
+        if (unsent_.empty()) {
+          if (closing_) break;
           continue;
         }
         s = unsent_.front();
@@ -252,22 +306,21 @@ class Stream final : public StreamSession {
         s->state = Slot::kSent;
         sent_.push_back(s);
       }
-      if (!rw_->Write(s->request)) {
-        std::lock_guard<std::mutex> l(mu_);
-        failed_ = true;
-        ready_.notify_all();
-        room_.notify_all();
-        break;
+      if (!c->rw->Write(s->request)) {
+        // The stream is gone; its reader reports how (and whether to reconnect).
+        std::unique_lock<std::mutex> l(mu_);
+        work_.wait(l, [&] { return failed_ || broken_; });
+        continue;
       }
       std::lock_guard<std::mutex> l(mu_);
       s->request.Clear();
     }
-    rw_->WritesDone();
+    c->rw->WritesDone();
   }
 
-  void ReadLoop() {
+  void ReadLoop(Conn* c) {
     v1::ScoreResponse resp;
-    while (rw_->Read(&resp)) {
+    while (c->rw->Read(&resp)) {
       std::lock_guard<std::mutex> l(mu_);
       if (sent_.empty()) break;  // protocol violation: more answers than frames
       std::shared_ptr<Slot> s = sent_.front();
@@ -279,20 +332,34 @@ class Stream final : public StreamSession {
         s->result = FromResponse(resp);
       }
       s->state = Slot::kDone;
+      attempts_ = 0;  // this stream works: a later break starts the backoff afresh
       ready_.notify_all();
+      room_.notify_all();  // an answered frame is no longer in flight: a blocked Send may go on
     }
-    const absl::Status st = FromGrpc(rw_->Finish());
+    const absl::Status st = FromGrpc(c->rw->Finish());
     std::lock_guard<std::mutex> l(mu_);
-    final_ = st;
-    if (!st.ok() || !sent_.empty()) {
-      failed_ = true;
-      if (final_.ok()) final_ = absl::InternalError("the stream ended with frames unanswered");
-    }
-    // Whatever was never answered fails with the stream's status.
-    for (auto& s : slots_) {
-      if (s->state == Slot::kPending || s->state == Slot::kSent) {
-        s->result = final_.ok() ? absl::UnavailableError("stream closed") : final_;
+    if (st.ok() && sent_.empty()) {
+      final_ = st;  // the end after WritesDone: every frame answered
+    } else if (absl::IsUnavailable(st) && attempts_ < options_.reconnect_attempts && !cancelled_ &&
+               !(closing_ && unsent_.empty())) {
+      // Server drained or restarted: frames it never answered fail; the rest go on a new stream.
+      ++attempts_;
+      last_break_ = st;
+      for (auto& s : sent_) {
+        s->result = absl::UnavailableError(
+            absl::StrCat("the stream broke before this frame was answered: ", st.message()));
         s->state = Slot::kDone;
+      }
+      sent_.clear();
+      broken_ = true;
+    } else {
+      failed_ = true;
+      final_ = st.ok() ? absl::InternalError("the stream ended with frames unanswered") : st;
+      for (auto& s : slots_) {  // whatever was never answered fails with the stream's status
+        if (s->state == Slot::kPending || s->state == Slot::kSent) {
+          s->result = final_;
+          s->state = Slot::kDone;
+        }
       }
     }
     ready_.notify_all();
@@ -300,19 +367,23 @@ class Stream final : public StreamSession {
     work_.notify_all();
   }
 
+  v1::AnomalyDetection::Stub* const stub_;
+  const std::string token_;
   const StreamOptions options_;
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::ScoreRequest, v1::ScoreResponse>> rw_;
+  const absl::Time deadline_;   // of the whole session, across reconnects
+  std::unique_ptr<Conn> conn_;  // replaced by the writer only; read by the destructor
   mutable std::mutex mu_;
   std::condition_variable room_, ready_, work_;
   std::deque<std::shared_ptr<Slot>> slots_;   // every frame not yet returned by Next(), in order
   std::deque<std::shared_ptr<Slot>> unsent_;  // queued for the writer
-  std::deque<std::shared_ptr<Slot>> sent_;    // written, awaiting an answer (in order)
+  std::deque<std::shared_ptr<Slot>> sent_;    // written on the current stream, awaiting answers
   uint64_t next_sequence_ = 0;
   int64_t dropped_ = 0;
-  bool closing_ = false, failed_ = false, finished_ = false;
-  absl::Status final_;
-  std::thread writer_, reader_;
+  int64_t reconnects_ = 0;
+  int attempts_ = 0;  // consecutive breaks without an answer in between
+  bool closing_ = false, failed_ = false, finished_ = false, broken_ = false, cancelled_ = false;
+  absl::Status final_, last_break_;
+  std::thread writer_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -11,16 +11,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import time
 import urllib.request
 
+from fixture import Server, make_model, run
+
 from PIL import Image
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
 
 
 def main():
@@ -31,37 +26,12 @@ def main():
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
     invad = os.path.join(a.bin, "client/invad")
-    data = os.path.join(a.work, "data")
-    subprocess.run([os.path.join(a.bin, "tools/datagen/invad-datagen"), "--out", data,
-                    "--categories", "tile", "--train", "30", "--test_good", "2",
-                    "--test_per_defect", "1", "--size", "64"], check=True,
-                   stdout=subprocess.DEVNULL)
-    repo = os.path.join(a.work, "models")
-    subprocess.run([os.path.join(a.bin, "tools/train/invad-train"), "--data",
-                    os.path.join(data, "tile"), "--out", os.path.join(repo, "tile"),
-                    "--image_size", "64", "--latent_size", "8", "--dit_hidden", "32", "--steps",
-                    "10", "--progress=false"], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    log = open(os.path.join(a.work, "server.log"), "w+")
-    server = subprocess.Popen([os.path.join(a.bin, "server/invad-server"),
-                               "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-                               f"--model_repository={repo}", "--intra_op_threads=1"], stderr=log)
+    tile, repo = make_model(a.bin, a.work)
+    server = Server(a.bin, a.work, repo)
     try:
-        port = metrics_port = None
-        deadline = time.time() + 60
-        while port is None or metrics_port is None:
-            assert server.poll() is None and time.time() < deadline, "server did not start"
-            log.seek(0)
-            text = log.read()
-            m = re.search(r"listening on port (\d+)", text)
-            port = int(m.group(1)) if m else None
-            m = re.search(r"metrics on port (\d+)", text)
-            metrics_port = int(m.group(1)) if m else None
-            time.sleep(0.1)
+        port, metrics_port = server.port, server.metrics_port
         target = f"--target=127.0.0.1:{port}"
-        while run([invad, "health", target]).returncode != 0:
-            assert time.time() < deadline, "never SERVING"
-            time.sleep(0.2)
+        server.wait_serving(invad)
 
         # health / models, readable and JSON
         h = run([invad, "health", target, "--json"])
@@ -74,7 +44,7 @@ def main():
         assert models[0]["name"] == "tile" and models[0]["versions"][0]["input"] == [64, 64, 3]
 
         # score: JSON lines with the documented fields, one per image of the folder
-        test = os.path.join(data, "tile", "test")
+        test = os.path.join(tile, "test")
         images = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(test) for f in fs)
         out_dir = os.path.join(a.work, "overlays")
         s = run([invad, "score", test, target, "--json", f"--overlay_dir={out_dir}",
@@ -154,8 +124,7 @@ def main():
         assert 0 < sum(after.values()) - sum(before.values()) <= 20, (before, after)
         print("cli test: OK")
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        server.stop()
     # nothing listens any more: health is an error (2)
     assert run([invad, "health", target, "--deadline=2s"]).returncode == 2
 

@@ -1,5 +1,6 @@
 // The SDK against a real invad-server on 127.0.0.1 (issue 6): score, async, stream ordering,
-// deadline, retries of UNAVAILABLE across a server restart, no retry of RESOURCE_EXHAUSTED, TLS.
+// deadline, retries of UNAVAILABLE across a server restart, no retry of RESOURCE_EXHAUSTED, TLS,
+// a stream that reconnects when the server drains and restarts.
 #include "invad/client/client.h"
 
 #include <atomic>
@@ -175,6 +176,76 @@ TEST_F(ClientTest, StreamKeepsOrderOver200FramesWithInBandErrors) {
   EXPECT_OK((*stream)->Finish());
   EXPECT_FALSE((*stream)->Next().has_value());
   EXPECT_EQ((*stream)->dropped(), 0);
+}
+
+TEST_F(ClientTest, AStreamReconnectsAcrossAServerRestart) {
+  StartServer();
+  auto client = Connect();
+  StreamOptions so;
+  so.defaults = Options();
+  so.max_in_flight = 4;
+  so.reconnect_attempts = 30;
+  absl::StatusOr<std::unique_ptr<StreamSession>> stream = client->OpenStream(so);
+  ASSERT_OK(stream.status());
+  auto send = [&](int i) {
+    Correlation ids;
+    ids.frame_id = std::to_string(i);
+    return (*stream)->Send(Image::Encoded(Png(i)), ids);
+  };
+  std::vector<FrameResult> results;
+  auto next = [&] {
+    std::optional<FrameResult> r = (*stream)->Next();
+    EXPECT_TRUE(r.has_value());
+    if (r) results.push_back(*std::move(r));
+  };
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(send(i));
+  for (int i = 0; i < 4; ++i) next();
+  // The server drains (the stream ends with UNAVAILABLE) and comes back on the same port while
+  // frames keep coming: the session reopens the stream; frames it had sent into the dying one
+  // fail with UNAVAILABLE, the others are answered.
+  server_->Drain(absl::Seconds(10));
+  server_.reset();
+  std::thread sender([&] {
+    for (int i = 4; i < 24; ++i) EXPECT_TRUE(send(i)) << i;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  StartServer();
+  for (int i = 4; i < 24; ++i) next();
+  sender.join();
+  // Once the new stream works, every frame is answered. (More Sends than max_in_flight before any
+  // Next(): answers make room even while nobody reads them.)
+  for (int i = 24; i < 30; ++i) ASSERT_TRUE(send(i));
+  for (int i = 24; i < 30; ++i) next();
+  EXPECT_OK((*stream)->Finish());
+  ASSERT_EQ(results.size(), 30u);
+  int ok = 0;
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(results[i].sequence, static_cast<uint64_t>(i));  // in order, each exactly once
+    EXPECT_EQ(results[i].frame_id, std::to_string(i));
+    if (results[i].result.ok()) {
+      ++ok;
+      EXPECT_EQ(results[i].result->ids.frame_id, std::to_string(i));
+    } else {
+      EXPECT_THAT(results[i].result, StatusIs(absl::StatusCode::kUnavailable)) << i;
+      EXPECT_GE(i, 4);
+      EXPECT_LT(i, 24);
+    }
+  }
+  EXPECT_GE(ok, 10);
+  EXPECT_GE((*stream)->reconnects(), 1);
+
+  // Without reconnect_attempts the same drain ends the session with UNAVAILABLE.
+  so.reconnect_attempts = 0;
+  absl::StatusOr<std::unique_ptr<StreamSession>> fragile = client->OpenStream(so);
+  ASSERT_OK(fragile.status());
+  Correlation ids;
+  ASSERT_TRUE((*fragile)->Send(Image::Encoded(Png(1)), ids));
+  ASSERT_OK((*fragile)->Next()->result.status());
+  server_->Drain(absl::Seconds(10));
+  EXPECT_FALSE((*fragile)->Next().has_value());
+  EXPECT_FALSE((*fragile)->Send(Image::Encoded(Png(2)), ids));
+  EXPECT_THAT((*fragile)->Finish(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ((*fragile)->reconnects(), 0);
 }
 
 TEST_F(ClientTest, AnExpiredDeadlineIsDeadlineExceeded) {

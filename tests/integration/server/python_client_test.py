@@ -104,15 +104,31 @@ def main():
                      "grpc.health.v1.Health"):
             assert want in services, (want, services)
 
-        png = open(sorted(
+        png_path = sorted(
             os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(data, "wood", "test"))
-            for f in fs if f.endswith(".png"))[0], "rb").read()
+            for f in fs if f.endswith(".png"))[0]
+        png = open(png_path, "rb").read()
         v1 = inference_pb2_grpc.AnomalyDetectionStub(channel)
         req = inference_pb2.ScoreRequest(model="wood", image=inference_pb2.Image(encoded=png))
         req.correlation.frame_id = "py-1"
         score = v1.Score(req, timeout=60)
         assert score.model == "wood" and score.version == 1, score
         assert score.correlation.frame_id == "py-1"
+
+        # examples/python: its own stubs and script against this server
+        example = os.path.join(a.proto, "..", "examples", "python")
+        stubs = os.path.join(a.work, "example_stubs")
+        run(["bash", os.path.join(example, "generate_stubs.sh"), stubs], stdout=subprocess.DEVNULL)
+        env = dict(os.environ, INVAD_STUBS=stubs)
+        ex = subprocess.run([sys.executable, os.path.join(example, "score_image.py"),
+                             f"127.0.0.1:{port}", "wood", png_path], env=env, capture_output=True,
+                            text=True, timeout=120)
+        assert ex.returncode == (1 if score.anomalous else 0), ex
+        assert f"score={score.score:.3f}" in ex.stdout, (ex, score.score)
+        ex = subprocess.run([sys.executable, os.path.join(example, "score_image.py"),
+                             f"127.0.0.1:{port}", "nope", png_path], env=env, capture_output=True,
+                            text=True, timeout=120)
+        assert ex.returncode == 2 and "NOT_FOUND" in ex.stderr, ex
 
         kserve = kv2_grpc.GRPCInferenceServiceStub(channel)
         assert kserve.ServerLive(kv2.ServerLiveRequest(), timeout=10).live

@@ -154,7 +154,13 @@ struct StreamOptions {
   ScoreOptions defaults;  // model, steps, ... for every frame (ids come per frame)
   int max_in_flight = 16;
   OverloadPolicy overload = OverloadPolicy::kBlock;
-  absl::Duration deadline = absl::Hours(24);  // of the whole stream
+  absl::Duration deadline = absl::Hours(24);  // of the whole stream, across reconnects
+  // Reopen the stream when it ends with UNAVAILABLE (the server drained, restarted or went away),
+  // up to this many times in a row with backoff (100 ms doubling to 5 s; an answer resets the
+  // count); 0: the session fails instead. Frames sent but unanswered when it broke complete with
+  // UNAVAILABLE (not resent: a camera's frames go stale); frames not yet sent go on the new one.
+  // A draining invad-server answers every frame it read before ending the stream.
+  int reconnect_attempts = 0;
 };
 
 // One frame's result on a stream: in the order frames were sent.
@@ -180,6 +186,8 @@ class StreamSession {
   virtual absl::Status Finish() = 0;
   // Frames dropped by the overload policy so far.
   virtual int64_t dropped() const = 0;
+  // Times the stream was reopened (StreamOptions::reconnect_attempts).
+  virtual int64_t reconnects() const = 0;
 };
 
 // An in-flight asynchronous call.
