@@ -47,7 +47,18 @@ class Metrics::Observer final : public core::SchedulerObserver {
         encode_seconds_(m->compute_seconds_.Add(With("kind", "encoder"), SecondsBuckets())),
         denoise_seconds_(m->compute_seconds_.Add(With("kind", "denoiser"), SecondsBuckets())),
         encode_batch_(m->batch_size_.Add(With("kind", "encoder"), BatchBuckets())),
-        denoise_batch_(m->batch_size_.Add(With("kind", "denoiser"), BatchBuckets())) {}
+        denoise_batch_(m->batch_size_.Add(With("kind", "denoiser"), BatchBuckets())) {
+    // Every outcome and drop reason starts at 0, so rate() and alerts see the series from the
+    // first scrape instead of from the first incident.
+    for (int o = static_cast<int>(core::TaskOutcome::kOk);
+         o <= static_cast<int>(core::TaskOutcome::kRejectedShutdown); ++o) {
+      const auto outcome = static_cast<core::TaskOutcome>(o);
+      m_->tasks_.Add(With("outcome", core::TaskOutcomeName(outcome)));
+      if (outcome != core::TaskOutcome::kOk && outcome != core::TaskOutcome::kFailed) {
+        m_->dropped_.Add(With("reason", core::TaskOutcomeName(outcome)));
+      }
+    }
+  }
 
   void OnQueueDepth(int depth) override { queue_depth_.Set(depth); }
   void OnModelCall(core::CallKind kind, int batch_size, absl::Duration compute, bool) override {
@@ -108,6 +119,10 @@ Metrics::Metrics(const std::string& build_version)
                        .Name("invad_queue_depth")
                        .Help("Tasks queued for a model version, not yet in a model call.")
                        .Register(*registry_)),
+      queue_capacity_(BuildGauge()
+                          .Name("invad_queue_capacity")
+                          .Help("Tasks a model version queues before RESOURCE_EXHAUSTED.")
+                          .Register(*registry_)),
       inflight_(BuildGauge()
                     .Name("invad_inflight_requests")
                     .Help("Score calls and stream frames accepted and not yet answered.")
@@ -156,8 +171,9 @@ absl::Status Metrics::StartExposer(const std::string& address) {
   return absl::OkStatus();
 }
 
-std::unique_ptr<core::SchedulerObserver> Metrics::ObserverFor(const std::string& model,
-                                                              int version) {
+std::unique_ptr<core::SchedulerObserver> Metrics::ObserverFor(const std::string& model, int version,
+                                                              int queue_capacity) {
+  queue_capacity_.Add({{"model", model}, {"version", std::to_string(version)}}).Set(queue_capacity);
   return std::make_unique<Observer>(this, model, version);
 }
 
@@ -180,6 +196,13 @@ void Metrics::OnScored(const std::string& model, double score, bool anomalous) {
 
 void Metrics::SetModelReady(const std::string& model, int version, bool ready) {
   model_ready_.Add({{"model", model}, {"version", std::to_string(version)}}).Set(ready ? 1 : 0);
+}
+
+void Metrics::RemoveModel(const std::string& model, int version) {
+  const std::map<std::string, std::string> labels = {{"model", model},
+                                                     {"version", std::to_string(version)}};
+  if (model_ready_.Has(labels)) model_ready_.Remove(&model_ready_.Add(labels));
+  if (queue_capacity_.Has(labels)) queue_capacity_.Remove(&queue_capacity_.Add(labels));
 }
 
 void Metrics::InflightAdd(int delta) { inflight_.Increment(delta); }

@@ -35,7 +35,9 @@ class Metrics {
   int exposer_port() const { return exposer_port_; }
 
   // Hooks for one model version's scheduler (queue depth, calls, batch sizes, drops).
-  std::unique_ptr<core::SchedulerObserver> ObserverFor(const std::string& model, int version);
+  // `queue_capacity`: its max_queue_size (invad_queue_capacity, the denominator of saturation).
+  std::unique_ptr<core::SchedulerObserver> ObserverFor(const std::string& model, int version,
+                                                       int queue_capacity);
 
   // One finished Score call or stream frame. `model`/`version`: as resolved ("" and 0 when the
   // request named no served model: the label is then "_unknown", so bad names cannot grow the
@@ -44,6 +46,8 @@ class Metrics {
                  absl::StatusCode code, absl::Duration total);
   void OnScored(const std::string& model, double score, bool anomalous);
   void SetModelReady(const std::string& model, int version, bool ready);
+  // A retired version: its invad_model_ready and invad_queue_capacity series go away.
+  void RemoveModel(const std::string& model, int version);
   void InflightAdd(int delta);
 
   // The text exposition format, as /metrics answers (tests).
@@ -61,6 +65,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& compute_seconds_;
   prometheus::Family<prometheus::Histogram>& batch_size_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Gauge>& queue_capacity_;
   prometheus::Gauge& inflight_;
   prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Counter>& tasks_;

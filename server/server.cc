@@ -50,8 +50,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
 }
 
 RepositoryOptions WithObservers(RepositoryOptions o, Metrics* metrics) {
-  o.observer_factory = [metrics](const std::string& name, int version) {
-    return metrics->ObserverFor(name, version);
+  o.observer_factory = [metrics, capacity = o.scheduler.max_queue_size](const std::string& name,
+                                                                        int version) {
+    return metrics->ObserverFor(name, version, capacity);
   };
   return o;
 }
@@ -144,7 +145,8 @@ absl::StatusOr<ReloadSummary> Server::Reload() {
   if (!r.ok()) return r;
   for (const std::string& gone : r->unloaded) {
     const size_t slash = gone.rfind('/');
-    metrics_->SetModelReady(gone.substr(0, slash), std::stoi(gone.substr(slash + 1)), false);
+    // A retired version leaves the ready gauge (a 0 there would page InvadModelNotReady forever).
+    metrics_->RemoveModel(gone.substr(0, slash), std::stoi(gone.substr(slash + 1)));
   }
   PublishModelStates();
   if (!drained_) SetServing(repository_->Ready());
@@ -155,6 +157,7 @@ void Server::Drain(absl::Duration grace) {
   if (drained_ || server_ == nullptr) return;
   drained_ = true;
   SetServing(false);
+  service_->BeginDrain();  // open ScoreStreams wind down with UNAVAILABLE
   const v1::ListModelsResponse models = repository_->List();
   for (const v1::ModelInfo& m : models.models()) {
     for (const v1::VersionInfo& v : m.versions()) {

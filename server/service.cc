@@ -3,6 +3,7 @@
 #include <deque>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -55,14 +56,50 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
 // ScoreStream: frames are scored concurrently (they batch together) and answered in arrival
 // order. At most max_stream_in_flight frames are unanswered; beyond that the reactor stops
 // reading, so a fast producer is held back by HTTP/2 flow control instead of server memory.
-class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse> {
+// On a server drain it stops reading, answers what it holds and ends with UNAVAILABLE.
+class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>,
+                            public DrainableStream {
  public:
   StreamReactor(AnomalyDetectionService* service, grpc::CallbackServerContext* ctx)
       : service_(service), ctx_(ctx), cancelled_(std::make_shared<std::atomic<bool>>(false)) {
+    registered_ = service_->AddStream(this);
+    if (!registered_) {
+      {
+        core::MutexLock l(&mu_);
+        finished_ = true;
+      }
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server draining"));
+      return;
+    }
     StartRead(&request_);
   }
 
+  void Hold() override {
+    core::MutexLock l(&mu_);
+    ++outstanding_;
+  }
+  void Release() override {
+    bool last;
+    {
+      core::MutexLock l(&mu_);
+      --outstanding_;
+      last = done_ && outstanding_ == 0;
+    }
+    if (last) delete this;
+  }
+  void BeginDrain() override {
+    {
+      core::MutexLock l(&mu_);
+      draining_ = true;
+    }
+    Pump();
+  }
+
   void OnReadDone(bool ok) override {
+    if (ok) {
+      core::MutexLock l(&mu_);
+      ok = !finished_;  // a frame that raced the end of the stream is not taken
+    }
     if (!ok) {
       {
         core::MutexLock l(&mu_);
@@ -96,8 +133,13 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
       core::MutexLock l(&mu_);
       read_more = static_cast<int>(frames_.size()) < service_->options().max_stream_in_flight;
       read_paused_ = !read_more;
+      if (draining_) {  // the frame read while the drain began is answered; no more are read
+        read_more = false;
+        reads_done_ = true;
+      }
     }
     if (read_more) StartRead(&request_);
+    Pump();
   }
 
   void OnWriteDone(bool ok) override {
@@ -113,6 +155,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
   void OnCancel() override { cancelled_->store(true); }
 
   void OnDone() override {
+    if (registered_) service_->RemoveStream(this);
     bool last;
     {
       core::MutexLock l(&mu_);
@@ -160,18 +203,23 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
   void Pump() {
     const v1::ScoreResponse* write = nullptr;
     bool resume_read = false, finish = false;
+    grpc::Status end = grpc::Status::OK;
     {
       core::MutexLock l(&mu_);
       if (done_ || finished_) return;
       if (broken_) {
         finished_ = true;
         finish = true;
+      } else if (draining_ && frames_.empty() && !writing_) {
+        finished_ = true;
+        finish = true;
+        end = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server draining");
       } else {
         if (!writing_ && !frames_.empty() && frames_.front()->ready) {
           writing_ = true;
           write = &frames_.front()->response;
         }
-        if (read_paused_ && !reads_done_ &&
+        if (read_paused_ && !reads_done_ && !draining_ &&
             static_cast<int>(frames_.size()) < service_->options().max_stream_in_flight) {
           read_paused_ = false;
           resume_read = true;
@@ -186,7 +234,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
     if (resume_read) StartRead(&request_);
     if (finish) {
       cancelled_->store(true);  // frames still queued are of no use to anyone now
-      Finish(grpc::Status::OK);
+      Finish(end);
     }
   }
 
@@ -204,9 +252,39 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool registered_ = false;  // set in the constructor only
 };
 
 }  // namespace
+
+void AnomalyDetectionService::BeginDrain() {
+  std::vector<DrainableStream*> open;
+  {
+    core::MutexLock l(&streams_mu_);
+    draining_ = true;
+    for (DrainableStream* s : streams_) {
+      s->Hold();  // alive until Release(), even if it finishes meanwhile
+      open.push_back(s);
+    }
+  }
+  for (DrainableStream* s : open) {
+    s->BeginDrain();
+    s->Release();
+  }
+}
+
+bool AnomalyDetectionService::AddStream(DrainableStream* s) {
+  core::MutexLock l(&streams_mu_);
+  if (draining_) return false;
+  streams_.insert(s);
+  return true;
+}
+
+void AnomalyDetectionService::RemoveStream(DrainableStream* s) {
+  core::MutexLock l(&streams_mu_);
+  streams_.erase(s);
+}
 
 void AnomalyDetectionService::Record(const std::string& method, const v1::ScoreRequest& request,
                                      const absl::Status& status, const v1::ScoreResponse* response,

@@ -10,6 +10,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
+
+#include "core/base/mutex.h"
 #include "invad/v1/inference.grpc.pb.h"
 #include "server/metrics.h"
 #include "server/model_repository.h"
@@ -26,6 +29,17 @@ struct ServiceOptions {
   std::string build_version = "dev";
   // Log every request (failed ones are always logged).
   bool log_requests = false;
+};
+
+// An open ScoreStream, as the service sees it when the server drains.
+class DrainableStream {
+ public:
+  virtual ~DrainableStream() = default;
+  // Keeps the stream object alive until Release() (it may finish meanwhile).
+  virtual void Hold() = 0;
+  virtual void Release() = 0;
+  // Stop taking frames, answer those in flight, then end with UNAVAILABLE.
+  virtual void BeginDrain() = 0;
 };
 
 class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackService {
@@ -62,10 +76,21 @@ class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackServi
     if (metrics_) metrics_->InflightAdd(1);
   }
 
+  // Server drain: new ScoreStreams are refused with UNAVAILABLE; open ones stop reading, answer
+  // the frames they hold, then end with UNAVAILABLE ("server draining"), so a client reconnects to
+  // another replica without losing a frame and Shutdown does not wait out its grace on them.
+  void BeginDrain();
+  // StreamReactor bookkeeping: false (and not added) once draining.
+  bool AddStream(DrainableStream* s);
+  void RemoveStream(DrainableStream* s);
+
  private:
   const ModelRepository* repo_;
   const ServiceOptions options_;
   Metrics* const metrics_;
+  core::Mutex streams_mu_;
+  absl::flat_hash_set<DrainableStream*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
 };
 
 }  // namespace invad::server

@@ -64,14 +64,31 @@ class SecurityTest : public ::testing::Test {
     ASSERT_OK(server_->Start());
     ASSERT_OK(server_->LoadModels());
   }
-  std::shared_ptr<grpc::ChannelCredentials> Tls(bool client_cert, const std::string& ca = "ca") {
+  // `client`: "" (no client certificate), "client" (signed by the CA) or "rogue" (self-signed).
+  std::shared_ptr<grpc::ChannelCredentials> Tls(bool client_cert, const std::string& ca = "ca",
+                                                const std::string& client = "client") {
     grpc::SslCredentialsOptions o;
     o.pem_root_certs = invad::testing::ReadText(*dir_ / (ca + ".crt"));
     if (client_cert) {
-      o.pem_private_key = invad::testing::ReadText(*dir_ / "client.key");
-      o.pem_cert_chain = invad::testing::ReadText(*dir_ / "client.crt");
+      o.pem_private_key = invad::testing::ReadText(*dir_ / (client + ".key"));
+      o.pem_cert_chain = invad::testing::ReadText(*dir_ / (client + ".crt"));
     }
     return grpc::SslCredentials(o);
+  }
+  // Model calls and scheduler tasks so far (the compute counters).
+  double ComputeCount() {
+    std::istringstream text(server_->metrics().Serialize());
+    double sum = 0;
+    for (std::string line; std::getline(text, line);) {
+      for (const std::string family :
+           {"invad_model_call_duration_seconds_count", "invad_tasks_total"}) {
+        if (line.rfind(family, 0) == 0 && line.size() > family.size() &&
+            (line[family.size()] == '{' || line[family.size()] == ' ')) {
+          sum += std::stod(line.substr(line.rfind(' ') + 1));
+        }
+      }
+    }
+    return sum;
   }
   grpc::Status Score(const std::shared_ptr<grpc::ChannelCredentials>& creds,
                      const std::string& token = "") {
@@ -118,6 +135,35 @@ TEST_F(SecurityTest, MutualTlsRequiresAClientCertificateFromTheConfiguredCa) {
   grpc::Status ok = Score(Tls(true));
   EXPECT_TRUE(ok.ok()) << ok.error_message();
   EXPECT_EQ(Score(Tls(false)).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+// Issue 8, fault test 5: with mutual TLS and a token, clients without the token or with a wrong
+// certificate never reach a model (the compute counters do not move); the authorised client in
+// the same test moves them.
+TEST_F(SecurityTest, UnauthorisedClientsNeverReachTheModel) {
+  ServerOptions o;
+  o.tls_cert_file = (*dir_ / "server.crt").string();
+  o.tls_key_file = (*dir_ / "server.key").string();
+  o.tls_client_ca_file = (*dir_ / "ca.crt").string();
+  o.service.bearer_token = "s3cret-token";
+  Start(o);
+  const double before = ComputeCount();
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Score(Tls(true)).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Score(Tls(true), "wrong").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Score(Tls(false), "s3cret-token").error_code(), grpc::StatusCode::UNAVAILABLE)
+        << "no client certificate";
+    EXPECT_EQ(Score(Tls(true, "ca", "rogue"), "s3cret-token").error_code(),
+              grpc::StatusCode::UNAVAILABLE)
+        << "a client certificate the configured CA did not sign";
+    EXPECT_EQ(Score(grpc::InsecureChannelCredentials(), "s3cret-token").error_code(),
+              grpc::StatusCode::UNAVAILABLE)
+        << "plaintext";
+  }
+  EXPECT_EQ(ComputeCount(), before) << "an unauthorised call reached the model";
+  grpc::Status ok = Score(Tls(true), "s3cret-token");
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_GT(ComputeCount(), before) << "the counters must see the authorised call";
 }
 
 TEST_F(SecurityTest, BearerTokenGuardsEveryRpcButHealth) {

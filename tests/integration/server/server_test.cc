@@ -356,8 +356,12 @@ TEST_F(ServerTest, ReloadAddsNewVersionsAndModelsAndRetiresRemovedOnes) {
   EXPECT_EQ(Score(second, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Check(""), HealthCheckResponse::SERVING);
   const std::string text = server_->metrics().Serialize();
-  EXPECT_NE(text.find(R"(invad_model_ready{model="tiny",version="1"} 0)"), std::string::npos);
+  // Retired versions leave the gauges (a 0 left behind would page InvadModelNotReady forever).
+  EXPECT_EQ(text.find(R"(invad_model_ready{model="tiny",version="1"})"), std::string::npos);
+  EXPECT_EQ(text.find(R"(invad_model_ready{model="second")"), std::string::npos);
   EXPECT_NE(text.find(R"(invad_model_ready{model="tiny",version="2"} 1)"), std::string::npos);
+  EXPECT_NE(text.find(R"(invad_queue_capacity{model="tiny",version="2"})"), std::string::npos);
+  EXPECT_EQ(text.find(R"(invad_queue_capacity{model="tiny",version="1"})"), std::string::npos);
 }
 
 // A model slow enough (~10 ms a task here) that a burst of requests queues up.
@@ -461,8 +465,10 @@ TEST_F(LoadedServerTest, ARequestWhoseDeadlinePassesWhileQueuedIsDroppedUncomput
   const std::string text = server_->metrics().Serialize();
   // Dropped by the scheduler as expired (never reached the model), not merely timed out
   // client-side.
-  EXPECT_NE(text.find("invad_dropped_tasks_total{model=\"tiny\",reason=\"expired\""),
-            std::string::npos)
+  // (Every reason's series exists from the start at 0, so the value is what counts.)
+  EXPECT_GE(
+      MetricValue(text, R"(invad_dropped_tasks_total{model="tiny",reason="expired",version="1"})"),
+      1)
       << text;
   // Every task ends once at the scheduler: warm-up (sizes 1 and max_batch_size 1: 2 tasks), the
   // burst and the last call. Those it dropped as expired never reached the model; one that
@@ -516,7 +522,7 @@ TEST_F(ServerTest, MetricsEndpointServesDocumentedFamiliesThatPromtoolAccepts) {
   for (const char* name :
        {"invad_requests_total", "invad_request_duration_seconds", "invad_queue_duration_seconds",
         "invad_model_call_duration_seconds", "invad_batch_size", "invad_queue_depth",
-        "invad_inflight_requests", "invad_tasks_total", "invad_model_ready",
+        "invad_queue_capacity", "invad_inflight_requests", "invad_tasks_total", "invad_model_ready",
         "invad_anomalies_total", "invad_score", "invad_build_info"}) {
     EXPECT_NE(text.find(name), std::string::npos) << name << " missing from /metrics";
   }
