@@ -279,22 +279,14 @@ std::vector<int> TileOrigins(int length, int tile, int overlap) {
 
 }  // namespace
 
-absl::Status StartScore(const ModelRepository& repo, const v1::ScoreRequest& request,
-                        const ScoringLimits& limits, absl::Time deadline,
-                        std::shared_ptr<std::atomic<bool>> cancelled, absl::Time received,
-                        ScoreCallback done) {
-  if (request.model().empty()) return absl::InvalidArgumentError("model is required");
-  if (request.version() < 0) return absl::InvalidArgumentError("version must be >= 0");
-  auto c = std::make_shared<Context>();
-  absl::StatusOr<std::shared_ptr<ServedModel>> model =
-      repo.Find(request.model(), request.version());
-  if (!model.ok()) return model.status();
-  c->model = *std::move(model);
-  const v1::ModelConfig& config = c->model->bundle.config;
-
-  c->steps = request.steps() == 0 ? config.diffusion().default_steps() : request.steps();
+absl::StatusOr<PreparedRequest> PrepareRequest(const v1::ScoreRequest& request,
+                                               const v1::ModelConfig& config,
+                                               const preprocess::InputSpec& spec,
+                                               const ScoringLimits& limits) {
+  PreparedRequest p;
+  p.steps = request.steps() == 0 ? config.diffusion().default_steps() : request.steps();
   const auto& allowed = config.diffusion().allowed_steps();
-  if (std::find(allowed.begin(), allowed.end(), c->steps) == allowed.end()) {
+  if (std::find(allowed.begin(), allowed.end(), p.steps) == allowed.end()) {
     return absl::InvalidArgumentError(
         absl::StrCat("steps ", request.steps(), " is not allowed by model '", request.model(),
                      "' (allowed: ", absl::StrJoin(allowed, ", "), ")"));
@@ -307,9 +299,9 @@ absl::Status StartScore(const ModelRepository& repo, const v1::ScoreRequest& req
                      "' (it has: ", absl::StrJoin(config.categories(), ", "), ")"));
   }
   absl::StatusOr<core::Calibration> cal =
-      bundle::FindCalibration(config, c->steps, request.category());
+      bundle::FindCalibration(config, p.steps, request.category());
   if (!cal.ok()) return absl::FailedPreconditionError(cal.status().message());
-  c->calibration = *cal;
+  p.calibration = *cal;
   if (request.has_threshold() && !std::isfinite(request.threshold())) {
     return absl::InvalidArgumentError("threshold must be finite");
   }
@@ -320,17 +312,16 @@ absl::Status StartScore(const ModelRepository& repo, const v1::ScoreRequest& req
   if (!image.ok()) return image.status();
   image = Crop(*std::move(image), request.region());
   if (!image.ok()) return image.status();
-  c->original_width = image->width;
-  c->original_height = image->height;
+  p.original_width = image->width;
+  p.original_height = image->height;
   if (request.region().width() > 0) {
-    c->offset_x = request.region().x();
-    c->offset_y = request.region().y();
+    p.offset_x = request.region().x();
+    p.offset_y = request.region().y();
   }
-  const preprocess::InputSpec& spec = c->model->input;
   // Tiles: the whole (region of the) image, or overlapping squares of tile_size pixels.
   std::vector<int> xs{0}, ys{0};
-  c->tile_width = image->width;
-  c->tile_height = image->height;
+  p.tile_width = image->width;
+  p.tile_height = image->height;
   if (request.tiling().enabled()) {
     const v1::Tiling& tiling = request.tiling();
     const int size =
@@ -340,40 +331,66 @@ absl::Status StartScore(const ModelRepository& repo, const v1::ScoreRequest& req
           absl::StrCat("tiling needs tile_size > overlap >= 0, got tile_size ", tiling.tile_size(),
                        " and overlap ", tiling.overlap()));
     }
-    c->tile_width = std::min(size, image->width);
-    c->tile_height = std::min(size, image->height);
-    xs = TileOrigins(image->width, c->tile_width, tiling.overlap());
-    ys = TileOrigins(image->height, c->tile_height, tiling.overlap());
+    p.tile_width = std::min(size, image->width);
+    p.tile_height = std::min(size, image->height);
+    xs = TileOrigins(image->width, p.tile_width, tiling.overlap());
+    ys = TileOrigins(image->height, p.tile_height, tiling.overlap());
     if (xs.size() * ys.size() > static_cast<size_t>(kMaxTiles)) {
       return absl::InvalidArgumentError(absl::StrCat("tiling gives ", xs.size() * ys.size(),
                                                      " tiles; at most ", kMaxTiles,
                                                      " (use larger tiles or less overlap)"));
     }
   }
-  std::vector<core::Task> tasks;
-  std::vector<Tile> placed;
   for (int y : ys) {
     for (int x : xs) {
       v1::Rect r;
       r.set_x(x);
       r.set_y(y);
-      r.set_width(c->tile_width);
-      r.set_height(c->tile_height);
-      const bool whole = xs.size() == 1 && ys.size() == 1 && c->tile_width == image->width &&
-                         c->tile_height == image->height;
+      r.set_width(p.tile_width);
+      r.set_height(p.tile_height);
+      const bool whole = xs.size() == 1 && ys.size() == 1 && p.tile_width == image->width &&
+                         p.tile_height == image->height;
       absl::StatusOr<preprocess::Image> tile = whole ? *image : Crop(*image, r);
       if (!tile.ok()) return tile.status();
-      core::Task task;
-      task.image = core::Tensor({spec.channels(), spec.height, spec.width});
-      if (absl::Status s = preprocess::Preprocess(*tile, spec, task.image.data()); !s.ok()) {
-        return s;
-      }
-      tasks.push_back(std::move(task));
-      placed.push_back(Tile{x, y, {}});
+      core::Tensor input({spec.channels(), spec.height, spec.width});
+      if (absl::Status s = preprocess::Preprocess(*tile, spec, input.data()); !s.ok()) return s;
+      p.inputs.push_back(std::move(input));
+      p.origins.emplace_back(x, y);
     }
   }
-  image->data.clear();
-  image->data.shrink_to_fit();
+  return p;
+}
+
+absl::Status StartScore(const ModelRepository& repo, const v1::ScoreRequest& request,
+                        const ScoringLimits& limits, absl::Time deadline,
+                        std::shared_ptr<std::atomic<bool>> cancelled, absl::Time received,
+                        ScoreCallback done) {
+  if (request.model().empty()) return absl::InvalidArgumentError("model is required");
+  if (request.version() < 0) return absl::InvalidArgumentError("version must be >= 0");
+  auto c = std::make_shared<Context>();
+  absl::StatusOr<std::shared_ptr<ServedModel>> model =
+      repo.Find(request.model(), request.version());
+  if (!model.ok()) return model.status();
+  c->model = *std::move(model);
+  absl::StatusOr<PreparedRequest> prepared =
+      PrepareRequest(request, c->model->bundle.config, c->model->input, limits);
+  if (!prepared.ok()) return prepared.status();
+  c->steps = prepared->steps;
+  c->calibration = prepared->calibration;
+  c->original_width = prepared->original_width;
+  c->original_height = prepared->original_height;
+  c->offset_x = prepared->offset_x;
+  c->offset_y = prepared->offset_y;
+  c->tile_width = prepared->tile_width;
+  c->tile_height = prepared->tile_height;
+  std::vector<core::Task> tasks;
+  std::vector<Tile> placed;
+  for (size_t i = 0; i < prepared->inputs.size(); ++i) {
+    core::Task task;
+    task.image = std::move(prepared->inputs[i]);
+    tasks.push_back(std::move(task));
+    placed.push_back(Tile{prepared->origins[i].first, prepared->origins[i].second, {}});
+  }
 
   c->request = request;
   c->request.clear_image();

@@ -9,10 +9,14 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+#include "core/scoring/calibration.h"
+#include "core/tensor.h"
 #include "invad/v1/inference.pb.h"
 #include "preprocess/preprocess.h"
 #include "server/model_repository.h"
@@ -24,6 +28,23 @@ struct ScoringLimits {
 };
 
 using ScoreCallback = std::function<void(absl::StatusOr<v1::ScoreResponse>)>;
+
+// A request checked against its model's manifest and turned into model inputs: everything
+// StartScore does before it submits work (steps, category, calibration, threshold, map kind,
+// decode, region, tiling, preprocessing). Exposed for the request fuzzer.
+struct PreparedRequest {
+  int steps = 0;
+  core::Calibration calibration;
+  int original_width = 0, original_height = 0;  // of the scored image (the region if any)
+  int offset_x = 0, offset_y = 0;               // of the region in the full image
+  int tile_width = 0, tile_height = 0;          // = the scored image without tiling
+  std::vector<std::pair<int, int>> origins;     // of each tile in the scored image
+  std::vector<core::Tensor> inputs;             // preprocessed, one per tile
+};
+absl::StatusOr<PreparedRequest> PrepareRequest(const v1::ScoreRequest& request,
+                                               const v1::ModelConfig& config,
+                                               const preprocess::InputSpec& spec,
+                                               const ScoringLimits& limits);
 
 // Starts scoring `request`. A non-OK return means rejected at once (bad input, unknown model,
 // queue full, ...) and `done` is never called; otherwise `done` is called exactly once, from a

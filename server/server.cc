@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -157,7 +158,11 @@ void Server::Drain(absl::Duration grace) {
   if (drained_ || server_ == nullptr) return;
   drained_ = true;
   SetServing(false);
-  service_->BeginDrain();  // open ScoreStreams wind down with UNAVAILABLE
+  service_->BeginDrain();  // new calls: UNAVAILABLE; open ScoreStreams wind down
+  // Before gRPC's Shutdown (GOAWAY; calls racing it may be cancelled, which clients must not
+  // retry), give clients and load balancers a moment in which new calls get the retryable
+  // UNAVAILABLE: a tenth of the grace period, at most 1 s.
+  absl::SleepFor(std::min(absl::Seconds(1), grace / 10));
   const v1::ListModelsResponse models = repository_->List();
   for (const v1::ModelInfo& m : models.models()) {
     for (const v1::VersionInfo& v : m.versions()) {

@@ -259,6 +259,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1:
 }  // namespace
 
 void AnomalyDetectionService::BeginDrain() {
+  refusing_.store(true);
   std::vector<DrainableStream*> open;
   {
     core::MutexLock l(&streams_mu_);
@@ -352,6 +353,9 @@ grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* ctx, const abs
 grpc::ServerUnaryReactor* AnomalyDetectionService::StartUnary(
     grpc::CallbackServerContext* ctx, const char* method,
     std::shared_ptr<const v1::ScoreRequest> request, std::function<void(v1::ScoreResponse)> on_ok) {
+  if (refusing_.load(std::memory_order_relaxed)) {  // draining: another replica may serve it
+    return FinishWith(ctx, absl::UnavailableError("server draining"));
+  }
   return new UnaryReactor(this, ctx, method, std::move(request), std::move(on_ok));
 }
 

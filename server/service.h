@@ -76,7 +76,8 @@ class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackServi
     if (metrics_) metrics_->InflightAdd(1);
   }
 
-  // Server drain: new ScoreStreams are refused with UNAVAILABLE; open ones stop reading, answer
+  // Server drain: new calls (Score, ModelInfer) and ScoreStreams are refused with UNAVAILABLE
+  // (retryable: another replica may serve them); open streams stop reading, answer
   // the frames they hold, then end with UNAVAILABLE ("server draining"), so a client reconnects to
   // another replica without losing a frame and Shutdown does not wait out its grace on them.
   void BeginDrain();
@@ -91,6 +92,7 @@ class AnomalyDetectionService final : public v1::AnomalyDetection::CallbackServi
   core::Mutex streams_mu_;
   absl::flat_hash_set<DrainableStream*> streams_ ABSL_GUARDED_BY(streams_mu_);
   bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
+  std::atomic<bool> refusing_{false};  // set by BeginDrain; read on every call
 };
 
 }  // namespace invad::server
