@@ -39,13 +39,17 @@ std::string Seconds(absl::Duration d) { return absl::StrFormat("%.3fs", absl::To
 
 // Round-robin over every address of the target, and bounded retries of UNAVAILABLE (never
 // RESOURCE_EXHAUSTED: a full queue is the server asking for less load).
+// Retried: UNAVAILABLE (draining, restarting, not ready) and CANCELLED sent by a server (a call
+// that raced its shutdown: gRPC cancels it). Scoring has no side effects, so a second attempt is
+// safe; a call this client cancelled is never retried (gRPC commits it). RESOURCE_EXHAUSTED never
+// is.
 std::string ServiceConfig(const ClientOptions& o) {
   std::string retry;
   if (o.max_attempts > 1) {
-    retry =
-        absl::StrCat(R"(,"retryPolicy":{"maxAttempts":)", o.max_attempts, R"(,"initialBackoff":")",
-                     Seconds(o.initial_backoff), R"(","maxBackoff":")", Seconds(o.max_backoff),
-                     R"(","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]})");
+    retry = absl::StrCat(
+        R"(,"retryPolicy":{"maxAttempts":)", o.max_attempts, R"(,"initialBackoff":")",
+        Seconds(o.initial_backoff), R"(","maxBackoff":")", Seconds(o.max_backoff),
+        R"(","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE","CANCELLED"]})");
   }
   // ScoreStream is never retried by gRPC: a transparently retried stream replays its buffered
   // frames, and gRPC 1.51 then stalled later writes (frames written, never sent). StreamSession

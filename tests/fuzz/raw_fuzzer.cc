@@ -4,9 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-#include <vector>
 
 #include "preprocess/preprocess.h"
+#include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 8) return 0;
@@ -22,10 +22,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   invad::preprocess::DecodeLimits limits;
   limits.max_pixels = 1 << 20;
   auto img = invad::preprocess::FromRawPixels(raw, limits);
-  if (!img.ok()) return 0;
-  invad::preprocess::InputSpec spec;
-  spec.width = spec.height = 32;
-  std::vector<float> out(3 * 32 * 32);
-  (void)invad::preprocess::Preprocess(*img, spec, out.data());
+  if (img.ok()) invad::fuzz::PreprocessSmall(*img);
   return 0;
 }

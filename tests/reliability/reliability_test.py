@@ -251,16 +251,19 @@ def test_reload(a):
 
     procs = {}
     try:
-        load("tile", 50, procs)  # >= 50 requests in flight on the model that stays
+        load("tile", 64, procs)  # >= 50 requests in flight on the model that stays
         load("wood", 4, procs)   # the model that goes away
         time.sleep(2)
-        m = server.metrics()
+        inflight_at_reload = 0
+        for _ in range(10):  # the gauge just before the reload (closed-loop clients come and go)
+            inflight_at_reload = max(inflight_at_reload,
+                                     total(server.metrics(), "invad_inflight_requests"))
+            time.sleep(0.02)
         # version 2 of tile (complete before it appears), wood removed, then SIGHUP
         tmp = os.path.join(repo, "tile", ".2.tmp")
         shutil.copytree(os.path.join(repo, "tile", "1"), tmp)
         os.rename(tmp, os.path.join(repo, "tile", "2"))
         shutil.rmtree(os.path.join(repo, "wood"))
-        inflight_at_reload = total(m, "invad_inflight_requests")
         server.proc.send_signal(signal.SIGHUP)
         results = {}
         for model, p in procs.items():

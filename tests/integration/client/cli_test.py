@@ -4,29 +4,20 @@ size, exit codes, health and models.
 
   cli_test.py --bin BUILD_DIR --work DIR
 """
-import argparse
 import csv
 import io
 import json
 import os
 import re
-import shutil
 import urllib.request
 
-from fixture import Server, make_model, run
+from fixture import Server, run, setup
 
 from PIL import Image
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--work", required=True)
-    a = ap.parse_args()
-    shutil.rmtree(a.work, ignore_errors=True)
-    os.makedirs(a.work)
-    invad = os.path.join(a.bin, "client/invad")
-    tile, repo = make_model(a.bin, a.work)
+    a, invad, tile, repo = setup(__doc__)
     server = Server(a.bin, a.work, repo)
     try:
         port, metrics_port = server.port, server.metrics_port

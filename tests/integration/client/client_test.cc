@@ -77,6 +77,13 @@ class ClientTest : public ::testing::Test {
     s.deadline = absl::Seconds(60);
     return s;
   }
+  StreamOptions Stream(int max_in_flight, int reconnect_attempts = 0) {
+    StreamOptions so;
+    so.defaults = Options();
+    so.max_in_flight = max_in_flight;
+    so.reconnect_attempts = reconnect_attempts;
+    return so;
+  }
 
   fs::path dir_;
   invad::testing::TinyBundleOptions bundle_;
@@ -145,10 +152,8 @@ TEST_F(ClientTest, AsyncCallsAllComplete) {
 TEST_F(ClientTest, StreamKeepsOrderOver200FramesWithInBandErrors) {
   StartServer();
   auto client = Connect();
-  StreamOptions so;
-  so.defaults = Options();
-  so.max_in_flight = 8;
-  absl::StatusOr<std::unique_ptr<StreamSession>> stream = client->OpenStream(so);
+  absl::StatusOr<std::unique_ptr<StreamSession>> stream =
+      client->OpenStream(Stream(/*max_in_flight=*/8));
   ASSERT_OK(stream.status());
   constexpr int kFrames = 200;
   std::thread sender([&] {
@@ -181,10 +186,7 @@ TEST_F(ClientTest, StreamKeepsOrderOver200FramesWithInBandErrors) {
 TEST_F(ClientTest, AStreamReconnectsAcrossAServerRestart) {
   StartServer();
   auto client = Connect();
-  StreamOptions so;
-  so.defaults = Options();
-  so.max_in_flight = 4;
-  so.reconnect_attempts = 30;
+  StreamOptions so = Stream(/*max_in_flight=*/4, /*reconnect_attempts=*/30);
   absl::StatusOr<std::unique_ptr<StreamSession>> stream = client->OpenStream(so);
   ASSERT_OK(stream.status());
   auto send = [&](int i) {

@@ -10,6 +10,21 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
 
 
+def setup(doc):
+    """The CLI tests' common start: --bin and --work parsed, a clean work folder, a trained model.
+    Returns (args, path of the invad binary, data dir of the category, model repository)."""
+    import argparse
+    import shutil
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--work", required=True)
+    a = ap.parse_args()
+    shutil.rmtree(a.work, ignore_errors=True)
+    os.makedirs(a.work)
+    tile, repo = make_model(a.bin, a.work)
+    return a, os.path.join(a.bin, "client/invad"), tile, repo
+
+
 def make_model(bindir, work, category="tile"):
     """Synthetic data (invad-datagen) and a 64 px model trained for 10 steps; returns
     (data dir of the category, model repository)."""

@@ -6,7 +6,6 @@ and are then scored once; the watcher stops cleanly on SIGTERM.
 
   watch_test.py --bin BUILD_DIR --work DIR
 """
-import argparse
 import csv
 import os
 import shutil
@@ -14,7 +13,7 @@ import signal
 import subprocess
 import time
 
-from fixture import Server, make_model
+from fixture import Server, setup
 
 
 def wait_for(cond, what, timeout=120):
@@ -25,14 +24,7 @@ def wait_for(cond, what, timeout=120):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--work", required=True)
-    a = ap.parse_args()
-    shutil.rmtree(a.work, ignore_errors=True)
-    os.makedirs(a.work)
-    invad = os.path.join(a.bin, "client/invad")
-    tile, repo = make_model(a.bin, a.work)
+    a, invad, tile, repo = setup(__doc__)
     images = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(tile, "test"))
                     for f in fs)
     assert len(images) >= 6, images  # 2 good + one per defect kind

@@ -42,8 +42,9 @@ struct ClientOptions {
   std::string bearer_token;
   // Deadline of calls whose options give none.
   absl::Duration default_deadline = absl::Seconds(10);
-  // Attempts per call on UNAVAILABLE (1 = no retry; gRPC caps it at 5), with exponential backoff
-  // from initial_backoff, doubling, up to max_backoff.
+  // Attempts per call on UNAVAILABLE, or on CANCELLED sent by the server (a call racing its
+  // shutdown; never one this client cancelled) (1 = no retry; gRPC caps it at 5), with
+  // exponential backoff from initial_backoff, doubling, up to max_backoff.
   int max_attempts = 4;
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(2);
