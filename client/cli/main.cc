@@ -730,6 +730,11 @@ class FrameSource {
     }
     int index = 0;
     const bool camera = absl::SimpleAtoi(source, &index);
+    // A path that does not exist is an error at once: OpenCV would try every capture backend on
+    // it, among them gphoto2's USB camera scan (slow, and it leaks in libgphoto2).
+    if (!camera && !absl::StrContains(source, "://") && !fs::exists(source, ec)) {
+      return absl::NotFoundError("no such file or folder: " + source);
+    }
     try {
       const bool opened = camera ? s->capture_.open(index) : s->capture_.open(source);
       if (!opened) return absl::NotFoundError("OpenCV cannot open the source " + source);

@@ -383,14 +383,19 @@ def test_dockerfile(a):
                              text=True).stdout
         check("not found" not in out, f"{b}: {out}")
         libs |= {os.path.realpath(p) for p in re.findall(r"=> (/\S+)", out)}
+    # one dpkg -S for all (merged /usr: dpkg may know a library under /lib instead of /usr/lib)
+    queries = sorted(libs) + sorted(l.replace("/usr/lib/", "/lib/", 1) for l in libs
+                                    if l.startswith("/usr/lib/"))
+    r = subprocess.run(["dpkg", "-S"] + queries, capture_output=True, text=True)
+    found = {}
+    for line in r.stdout.splitlines():
+        pkg, _, path = line.partition(": ")
+        found[path.strip()] = pkg.split(":")[0].split(",")[0].strip()
     owners = {}
     for lib in sorted(libs):
-        r = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True)
-        if r.returncode != 0:  # merged /usr: dpkg knows the /lib path
-            r = subprocess.run(["dpkg", "-S", lib.replace("/usr/lib/", "/lib/", 1)],
-                               capture_output=True, text=True)
-        check(r.returncode == 0, f"no package owns {lib}")
-        owners[lib] = r.stdout.split(":")[0].split(",")[0].strip()
+        pkg = found.get(lib) or found.get(lib.replace("/usr/lib/", "/lib/", 1))
+        check(pkg, f"no package owns {lib}")
+        owners[lib] = pkg
     uncovered = {lib: p for lib, p in owners.items() if p not in provided}
     check(not uncovered, f"runtime packages miss: {uncovered}")
     shutil.rmtree(prefix, ignore_errors=True)
