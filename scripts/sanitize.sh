@@ -29,9 +29,9 @@ for f in build/asan/tests/fuzz/*_fuzzer; do
     -artifact_prefix="build/asan/fuzz-artifacts-$name-" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -n 12
 done
 
-stage "clang-tidy: .cc files changed in the last 20 commits (time box ${TIDY_SECONDS:-120} s)"
+stage "clang-tidy: .cc files changed in the last 20 commits (time box ${TIDY_SECONDS:-60} s)"
 # Reported, not gating: the warnings go to build/asan/clang-tidy.txt and a count is printed.
-tidy_end=$(( $(date +%s) + ${TIDY_SECONDS:-120} ))
+tidy_end=$(( $(date +%s) + ${TIDY_SECONDS:-60} ))
 base=$(git rev-list --max-count=21 HEAD 2>/dev/null | tail -n 1)
 : > build/asan/clang-tidy.txt
 checked=0 skipped=0
