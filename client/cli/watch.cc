@@ -25,18 +25,23 @@
 namespace invad::cli {
 namespace fs = std::filesystem;
 
+namespace {
+
+// Takes a read lease on `fd` (opened read-only). A read lease is granted only while no process
+// (this one included) has the file open for writing: kClosed (lease held), kOpenForWriting, or
+// kUnknown where the kernel refuses leases (not the file's owner, no lease support).
+WriteState TakeReadLease(int fd) {
+  if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) return WriteState::kClosed;
+  return errno == EAGAIN ? WriteState::kOpenForWriting : WriteState::kUnknown;
+}
+
+}  // namespace
+
 WriteState ProbeWriters(const fs::path& file) {
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return WriteState::kUnknown;
-  WriteState state = WriteState::kUnknown;
-  // A read lease is granted only while no process (this one included) has the file open for
-  // writing.
-  if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
-    ::fcntl(fd, F_SETLEASE, F_UNLCK);
-    state = WriteState::kClosed;
-  } else if (errno == EAGAIN) {
-    state = WriteState::kOpenForWriting;
-  }
+  const WriteState state = TakeReadLease(fd);
+  if (state == WriteState::kClosed) ::fcntl(fd, F_SETLEASE, F_UNLCK);
   ::close(fd);
   return state;
 }
@@ -72,9 +77,8 @@ namespace {
 std::optional<std::string> ReadComplete(const fs::path& file, WriteState* state) {
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return std::nullopt;
-  const bool leased = ::fcntl(fd, F_SETLEASE, F_RDLCK) == 0;
-  *state = leased ? WriteState::kClosed
-                  : (errno == EAGAIN ? WriteState::kOpenForWriting : WriteState::kUnknown);
+  *state = TakeReadLease(fd);
+  const bool leased = *state == WriteState::kClosed;
   if (*state == WriteState::kOpenForWriting) {
     ::close(fd);
     return std::nullopt;
