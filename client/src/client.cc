@@ -1,6 +1,7 @@
 #include "invad/client/client.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <fstream>
@@ -16,11 +17,14 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 
+#include "client/src/testing_hooks.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "invad/v1/inference.grpc.pb.h"
 
 namespace invad::client {
 namespace {
+
+std::atomic<internal::ReopenHook> g_after_reopen{nullptr};
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -290,12 +294,16 @@ class Stream final : public StreamSession {
             room_.notify_all();
             return;
           }
+          // Cleared before the new reader exists: if the new stream breaks at once, the break
+          // its reader reports must survive (clearing it after Open() lost it, and the writer
+          // then waited for a break that had already happened).
+          broken_ = false;
           l.unlock();
           std::unique_ptr<Conn> next = Open();
+          if (internal::ReopenHook hook = g_after_reopen.load()) hook();
           l.lock();
           conn_.swap(next);
           c = conn_.get();
-          broken_ = false;
           ++reconnects_;
           l.unlock();
           next.reset();  // the old stream; its reader was joined above
@@ -604,5 +612,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& o) {
     return absl::InvalidArgumentError("cannot create a channel to " + o.target);
   return std::unique_ptr<Client>(new ClientImpl(o, std::move(channel)));
 }
+
+namespace internal {
+void SetAfterReopenHookForTesting(ReopenHook hook) { g_after_reopen.store(hook); }
+}  // namespace internal
 
 }  // namespace invad::client

@@ -4,6 +4,7 @@
 #include "invad/client/client.h"
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "client/src/testing_hooks.h"
 #include "core/base/mutex.h"
 #include "server/server.h"
 #include "tests/testing/status_matchers.h"
@@ -205,12 +207,23 @@ TEST_F(ClientTest, AStreamReconnectsAcrossAServerRestart) {
   // The server drains (the stream ends with UNAVAILABLE) and comes back on the same port while
   // frames keep coming: the session reopens the stream; frames it had sent into the dying one
   // fail with UNAVAILABLE, the others are answered.
+  //
+  // Each reopen lingers 300 ms between opening the new stream and taking the session's lock: the
+  // first reopen happens while the server is down, so its stream breaks inside that window (a
+  // break the session once lost, and then waited for forever).
+  struct Linger {
+    Linger() {
+      internal::SetAfterReopenHookForTesting(
+          +[] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
+    }
+    ~Linger() { internal::SetAfterReopenHookForTesting(nullptr); }
+  } linger;
   server_->Drain(absl::Seconds(10));
   server_.reset();
   std::thread sender([&] {
     for (int i = 4; i < 24; ++i) EXPECT_TRUE(send(i)) << i;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
   StartServer();
   for (int i = 4; i < 24; ++i) next();
   sender.join();
