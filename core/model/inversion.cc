@@ -61,12 +61,7 @@ absl::Status Pipeline::InvertStep(absl::Span<const DdimCoefficients> coefs, Tens
 
 absl::Status Pipeline::Invert(int k, Tensor& z) {
   INVAD_ASSIGN_OR_RETURN(const std::vector<DdimCoefficients>* plan, Plan(k));
-  std::vector<DdimCoefficients> step(z.batch());
-  for (const DdimCoefficients& c : *plan) {
-    std::fill(step.begin(), step.end(), c);
-    INVAD_RETURN_IF_ERROR(InvertStep(step, z, &eps_scratch_));
-  }
-  return absl::OkStatus();
+  return denoiser_->Invert(*plan, z);
 }
 
 }  // namespace invad::core

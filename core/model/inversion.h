@@ -57,7 +57,6 @@ class Pipeline {
   LatentShape latent_;
   std::vector<int> allowed_steps_;
   std::map<int, std::vector<DdimCoefficients>> plans_;
-  Tensor eps_scratch_;
   std::vector<int> timesteps_scratch_;
 };
 

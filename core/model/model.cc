@@ -1,11 +1,27 @@
 #include "core/model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
+#include "core/diffusion/ddim.h"
+
 namespace invad::core {
+
+absl::Status Denoiser::Invert(absl::Span<const DdimCoefficients> plan, Tensor& z) {
+  std::vector<DdimCoefficients> step(z.batch());
+  std::vector<int> timesteps(z.batch());
+  Tensor eps;
+  for (const DdimCoefficients& c : plan) {
+    std::fill(step.begin(), step.end(), c);
+    std::fill(timesteps.begin(), timesteps.end(), c.timestep);
+    if (absl::Status s = Predict(z, timesteps, &eps); !s.ok()) return s;
+    if (absl::Status s = DdimStep(step, eps, z); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateDenoiserInput(const Tensor& z, absl::Span<const int> timesteps,
                                    const LatentShape& shape, int num_timesteps) {

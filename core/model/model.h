@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
+#include "core/diffusion/schedule.h"
 #include "core/tensor.h"
 
 namespace invad::core {
@@ -46,6 +47,11 @@ class Denoiser {
   virtual ~Denoiser() = default;
   // z: [B, C, H, W]; timesteps: B original timesteps in [0, T); eps: resized to z's shape.
   virtual absl::Status Predict(const Tensor& z, absl::Span<const int> timesteps, Tensor* eps) = 0;
+  // Every step of `plan` for the whole batch (the same plan for each sample): z0 in, z_T out.
+  // The default loops Predict + DdimStep on the host; a device implementation overrides it to
+  // copy z to the device once, keep it there for all steps (fp32 update arithmetic) and copy z_T
+  // back once.
+  virtual absl::Status Invert(absl::Span<const DdimCoefficients> plan, Tensor& z);
   virtual LatentShape latent_shape() const = 0;
   virtual std::string Describe() const = 0;
 };

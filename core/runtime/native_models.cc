@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
+#include "core/base/status_macros.h"
 #include "core/runtime/internal/conv_encoder.h"
 #include "core/runtime/internal/dit.h"
 #include "core/runtime/internal/torch_util.h"
@@ -287,15 +288,46 @@ namespace {
 class NativeDit final : public Denoiser {
  public:
   NativeDit(internal::DitModel model, torch::Device device, Precision p)
-      : model_(std::move(model)), device_(device), precision_(p) {}
+      : model_(std::move(model)), ctx_(device), device_(device), precision_(p) {}
 
   absl::Status Predict(const Tensor& z, absl::Span<const int> timesteps, Tensor* eps) override {
     if (absl::Status s = ValidateDenoiserInput(z, timesteps, model_.cfg.latent); !s.ok()) return s;
     return Guarded("native DiT forward", [&] {
       c10::InferenceMode guard;
+      c10::StreamGuard on_stream(ctx_.stream());
       std::vector<int64_t> tv(timesteps.begin(), timesteps.end());
-      torch::Tensor t = torch::tensor(tv, torch::kInt64).to(device_);
-      internal::CopyOut(model_.Forward(internal::View(z).to(device_), t), eps);
+      torch::Tensor t = torch::tensor(tv, torch::kInt64).to(device_, /*non_blocking=*/true);
+      ctx_.Download(model_.Forward(ctx_.Upload(z), t), eps);
+    });
+  }
+
+  // z goes to the device once, stays there for every step, and z_T comes back once. The update is
+  // DdimStep's arithmetic, in float32 on the device: x̂0 = a·z − b·ε̂, z ← c·x̂0 + d·ε̂ (the
+  // model's bf16/fp16 GEMMs return float32).
+  absl::Status Invert(absl::Span<const DdimCoefficients> plan, Tensor& z) override {
+    if (plan.empty()) return absl::OkStatus();
+    std::vector<int> first(z.batch(), plan.front().timestep);
+    if (absl::Status s = ValidateDenoiserInput(z, first, model_.cfg.latent); !s.ok()) return s;
+    for (const DdimCoefficients& c : plan) {  // as DdimStep checks
+      if (!(c.sqrt_recip_m1_alpha_bar > 0.0)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "DDIM step at t=", c.timestep, " has alpha_bar=", c.alpha_bar, " (no noise)"));
+      }
+    }
+    return Guarded("native DiT inversion", [&] {
+      c10::InferenceMode guard;
+      c10::StreamGuard on_stream(ctx_.stream());
+      torch::Tensor x = ctx_.Upload(z);
+      const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device_);
+      for (const DdimCoefficients& c : plan) {
+        const torch::Tensor t = torch::full({z.batch()}, c.timestep, i64);
+        const torch::Tensor eps = model_.Forward(x, t);
+        const torch::Tensor x0 = x * static_cast<float>(c.sqrt_recip_alpha_bar) -
+                                 eps * static_cast<float>(c.sqrt_recip_m1_alpha_bar);
+        x = x0 * static_cast<float>(c.sqrt_alpha_bar_target) +
+            eps * static_cast<float>(c.sqrt_one_minus_alpha_bar_target);
+      }
+      ctx_.Download(x, &z);
     });
   }
 
@@ -310,6 +342,7 @@ class NativeDit final : public Denoiser {
 
  private:
   internal::DitModel model_;
+  internal::DeviceContext ctx_;
   torch::Device device_;
   Precision precision_;
 };
@@ -479,8 +512,11 @@ absl::StatusOr<std::unique_ptr<Denoiser>> CreateNativeDit(const DitConfig& confi
   auto device = internal::ParseDevice(options.device);
   auto model = internal::BindDit(config, weights, *device, options.precision);
   if (!model.ok()) return model.status();
-  return std::unique_ptr<Denoiser>(
-      std::make_unique<NativeDit>(std::move(*model), *device, options.precision));
+  std::unique_ptr<Denoiser> dit;
+  INVAD_RETURN_IF_ERROR(Guarded("creating the DiT's device context", [&] {
+    dit = std::make_unique<NativeDit>(std::move(*model), *device, options.precision);
+  }));
+  return dit;
 }
 
 NamedTensors InitDitWeights(const DitConfig& cfg, uint64_t seed, bool zero_init_output) {

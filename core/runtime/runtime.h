@@ -43,11 +43,23 @@ absl::Status CheckRuntimeOptions(const RuntimeOptions& options);
 // Whether this LibTorch build can use CUDA devices now.
 bool CudaAvailable();
 
-// Host memory for batch buffers of models on `options.device`: ordinary aligned memory for the
-// CPU (CpuHostAllocator()), page-locked memory from LibTorch's CUDA host allocator for cuda:N
-// (fast, asynchronous host-to-device copies). A process-wide instance, never destroyed; errors as
-// CheckRuntimeOptions.
-absl::StatusOr<HostAllocator*> HostAllocatorFor(const RuntimeOptions& options);
+// Which host memory batch buffers use.
+enum class HostMemory {
+  kAuto,      // page-locked for cuda:N, ordinary for cpu
+  kPageable,  // ordinary aligned memory, on any device
+  // Page-locked (pinned): cuda:N only. On cpu it is InvalidArgument, never a silent fallback:
+  // LibTorch's pin_memory() throws on a CPU-only build, and pinning buys nothing without a device.
+  kPinned,
+};
+absl::StatusOr<HostMemory> ParseHostMemory(
+    std::string_view name);  // "auto" | "pageable" | "pinned"
+
+// Host memory for batch buffers of models on `options.device`: ordinary aligned memory
+// (CpuHostAllocator()) or page-locked memory from LibTorch's CUDA host allocator (fast,
+// asynchronous host-to-device copies), as `memory` asks. A process-wide instance, never
+// destroyed; errors as CheckRuntimeOptions, and InvalidArgument for kPinned on cpu.
+absl::StatusOr<HostAllocator*> HostAllocatorFor(const RuntimeOptions& options,
+                                                HostMemory memory = HostMemory::kAuto);
 
 // Process-wide LibTorch threads (platform.md P4: the default is 1 on our VMs). Call once at
 // startup, before any model runs. Values <= 0 leave the setting unchanged.

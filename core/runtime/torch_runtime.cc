@@ -5,6 +5,8 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <malloc.h>
 #include <torch/script.h>
 
@@ -47,6 +49,46 @@ absl::StatusOr<torch::Tensor> ToTorch(const RawTensor& raw, const torch::Device&
                                                                : torch::kFloat16;
   torch::Tensor t = torch::from_blob(const_cast<char*>(raw.bytes.data()), raw.shape, st);
   return t.to(device, torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
+}
+
+namespace {
+
+c10::Stream InstanceStream(const torch::Device& device) {
+  if (!device.is_cuda()) return c10::Stream(c10::Stream::DEFAULT, device);
+  // A pooled stream (round-robin over LibTorch's pool), through the device-agnostic guard.
+  return c10::impl::VirtualGuardImpl(device.type()).getStreamFromGlobalPool(device);
+}
+
+}  // namespace
+
+DeviceContext::DeviceContext(torch::Device device)
+    : device_(device), stream_(InstanceStream(device)) {}
+
+torch::Tensor DeviceContext::Upload(const Tensor& host) {
+  torch::Tensor view = View(host);
+  if (!device_.is_cuda()) return view;
+  c10::StreamGuard guard(stream_);
+  if (!at::globalContext().isPinnedPtr(const_cast<float*>(host.data()))) {
+    Synchronize();  // the previous upload from staging_ has finished reading it
+    if (!staging_.defined() || staging_.numel() < view.numel()) {
+      staging_ = torch::empty({view.numel()},
+                              torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
+    }
+    torch::Tensor staged = staging_.narrow(0, 0, view.numel()).view(view.sizes());
+    staged.copy_(view);
+    view = staged;
+  }
+  return view.to(device_, torch::kFloat32, /*non_blocking=*/true, /*copy=*/true);
+}
+
+void DeviceContext::Download(const torch::Tensor& src, Tensor* out) {
+  c10::StreamGuard guard(stream_);
+  // A blocking copy on this context's stream: it waits for the queued work first.
+  CopyOut(src, out);
+}
+
+void DeviceContext::Synchronize() const {
+  if (device_.is_cuda()) stream_.synchronize();
 }
 
 RawTensor FromTorch(const torch::Tensor& t) {
@@ -130,9 +172,23 @@ class PinnedHostAllocator final : public HostAllocator {
 
 }  // namespace
 
-absl::StatusOr<HostAllocator*> HostAllocatorFor(const RuntimeOptions& options) {
+absl::StatusOr<HostMemory> ParseHostMemory(std::string_view name) {
+  if (name == "auto") return HostMemory::kAuto;
+  if (name == "pageable") return HostMemory::kPageable;
+  if (name == "pinned") return HostMemory::kPinned;
+  return absl::InvalidArgumentError(
+      absl::StrCat("host memory must be auto, pageable or pinned, got '", std::string(name), "'"));
+}
+
+absl::StatusOr<HostAllocator*> HostAllocatorFor(const RuntimeOptions& options, HostMemory memory) {
   if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
-  if (!internal::ParseDevice(options.device)->is_cuda()) return &CpuHostAllocator();
+  const bool cuda = internal::ParseDevice(options.device)->is_cuda();
+  if (memory == HostMemory::kPinned && !cuda) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pinned host memory needs a CUDA device, but the model runs on ",
+                     options.device, " (use pageable or auto)"));
+  }
+  if (memory == HostMemory::kPageable || !cuda) return &CpuHostAllocator();
   static auto* pinned = new PinnedHostAllocator;
   return pinned;
 }

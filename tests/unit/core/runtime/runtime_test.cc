@@ -14,7 +14,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "core/diffusion/schedule.h"
 #include "core/model/inversion.h"
+#include "core/runtime/internal/torch_util.h"
 #include "core/runtime/native.h"
 #include "core/scoring/scoring.h"
 #include "tests/testing/fakes.h"
@@ -27,6 +29,7 @@ namespace {
 using ::invad::testing::LinearDenoiser;
 using ::invad::testing::PoolingEncoder;
 using ::invad::testing::StatusIs;
+using ::invad::testing::TinyDit;
 namespace fs = std::filesystem;
 
 class RuntimeTest : public ::testing::Test {
@@ -205,14 +208,96 @@ TEST(HostAllocatorTest, CpuModelsGetOrdinaryMemoryCudaModelsPinnedOrAClearError)
   EXPECT_THAT(HostAllocatorFor({.device = "gpu"}), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(HostAllocatorTest, PinnedMemoryOnCpuIsAClearErrorNeverASilentFallback) {
+  EXPECT_THAT(HostAllocatorFor({.device = "cpu"}, HostMemory::kPinned),
+              StatusIs(absl::StatusCode::kInvalidArgument, "pinned host memory needs a CUDA"));
+  absl::StatusOr<HostAllocator*> pageable =
+      HostAllocatorFor({.device = "cpu"}, HostMemory::kPageable);
+  ASSERT_OK(pageable.status());
+  EXPECT_EQ((*pageable)->name(), "cpu");
+  EXPECT_EQ(*ParseHostMemory("pinned"), HostMemory::kPinned);
+  EXPECT_EQ(*ParseHostMemory("auto"), HostMemory::kAuto);
+  EXPECT_THAT(ParseHostMemory("locked"), StatusIs(absl::StatusCode::kInvalidArgument, "pinned"));
+  if (CudaAvailable()) {
+    absl::StatusOr<HostAllocator*> pinned =
+        HostAllocatorFor({.device = "cuda:0"}, HostMemory::kPinned);
+    ASSERT_OK(pinned.status());
+    EXPECT_EQ((*pinned)->name(), "cuda-pinned");
+    absl::StatusOr<HostAllocator*> plain =
+        HostAllocatorFor({.device = "cuda:0"}, HostMemory::kPageable);
+    ASSERT_OK(plain.status());
+    EXPECT_EQ((*plain)->name(), "cpu");
+  }
+}
+
+// The device-agnostic execution path (c10::Stream, StreamGuard, to(device, non_blocking)) runs on
+// CPU here and on cuda:N unchanged.
+TEST(DeviceContextTest, StreamsUploadsAndDownloadsWorkOnCpu) {
+  c10::InferenceMode mode;
+  internal::DeviceContext ctx(torch::Device("cpu"));
+  EXPECT_FALSE(ctx.is_cuda());
+  EXPECT_EQ(ctx.stream().device_type(), c10::DeviceType::CPU);
+  {
+    c10::StreamGuard guard(ctx.stream());  // a no-op guard on CPU, but it must work
+    const Tensor host = Random({2, 3, 4, 4}, 7);
+    torch::Tensor x = ctx.Upload(host);
+    EXPECT_EQ(x.data_ptr<float>(), host.data());  // no copy on the CPU
+    EXPECT_EQ(x.sizes(), torch::IntArrayRef({2, 3, 4, 4}));
+    Tensor back;
+    ctx.Download(x * 2.0f, &back);
+    ctx.Synchronize();
+    ASSERT_EQ(back.shape(), host.shape());
+    for (int64_t i = 0; i < back.numel(); ++i) ASSERT_EQ(back.data()[i], 2.0f * host.data()[i]);
+  }
+  if (CudaAvailable()) {
+    internal::DeviceContext gpu(torch::Device("cuda:0"));
+    const Tensor host = Random({4, 8, 4, 4}, 8);
+    Tensor back;
+    gpu.Download(gpu.Upload(host), &back);
+    EXPECT_EQ(MaxRelError(back, host), 0.0);
+  }
+}
+
+TEST(NativeDitTest, DeviceResidentInversionMatchesTheHostStepLoop) {
+  const DitConfig cfg = TinyDit();
+  const NamedTensors w = InitDitWeights(cfg, 9, /*zero_init_output=*/false);
+  auto schedule = NoiseSchedule::Linear();
+  ASSERT_OK(schedule.status());
+  absl::StatusOr<std::vector<DdimCoefficients>> plan = InversionPlan(*schedule, 3);
+  ASSERT_OK(plan.status());
+  const Tensor z0 = Random({3, 8, 4, 4}, 10);
+  Tensor zt[2];
+  for (Precision p : {Precision::kFp32, Precision::kBf16}) {
+    auto den = CreateNativeDit(cfg, w, {"cpu", p});
+    ASSERT_OK(den);
+    Tensor fused = z0, loop = z0;
+    ASSERT_OK((*den)->Invert(*plan, fused));           // z on the device for all K steps
+    ASSERT_OK((*den)->Denoiser::Invert(*plan, loop));  // Predict + host DdimStep per step
+    EXPECT_LE(MaxRelError(fused, loop), 1e-5) << PrecisionName(p);
+    EXPECT_GT(MaxRelError(fused, z0), 1e-2);  // it moved
+    zt[p == Precision::kBf16] = fused;
+  }
+  // bf16 GEMMs with fp32 update arithmetic: close to fp32, but really in bf16.
+  EXPECT_LT(MaxRelError(zt[1], zt[0]), 5e-2);
+  EXPECT_GT(MaxRelError(zt[1], zt[0]), 0.0);
+
+  auto den = CreateNativeDit(cfg, w, {});
+  ASSERT_OK(den);
+  std::vector<DdimCoefficients> no_noise = *plan;
+  no_noise[1] = DdimCoefficients::Make(0, 1.0, 1.0);
+  Tensor z = z0;
+  EXPECT_THAT((*den)->Invert(no_noise, z),
+              StatusIs(absl::StatusCode::kInvalidArgument, "no noise"));
+  Tensor wrong = Random({1, 4, 4, 4}, 11);
+  EXPECT_THAT((*den)->Invert(*plan, wrong), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(RuntimeThreadsTest, IntraOpThreadsAreSetExplicitly) {
   ASSERT_OK(ConfigureTorchThreads(2));
   EXPECT_EQ(TorchIntraOpThreads(), 2);
   ASSERT_OK(ConfigureTorchThreads(1));
   EXPECT_EQ(TorchIntraOpThreads(), 1);
 }
-
-using ::invad::testing::TinyDit;
 
 TEST(NativeDitTest, ZeroInitialisedOutputPredictsZero) {
   const DitConfig cfg = TinyDit();
