@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -347,14 +348,16 @@ absl::StatusOr<core::NoiseSchedule> ToNoiseSchedule(const v1::DiffusionSpec& d) 
                                      d.beta_end() > 0 ? d.beta_end() : 0.02);
 }
 
-core::Precision ToPrecision(v1::Precision p) {
+core::Precision ServedPrecision(v1::Precision p, const std::string& device) {
   switch (p) {
     case v1::BF16:
       return core::Precision::kBf16;
     case v1::FP16:
       return core::Precision::kFp16;
-    default:
+    case v1::FP32:
       return core::Precision::kFp32;
+    default:  // unspecified: the device's default (method.md §4.4)
+      return absl::StartsWith(device, "cuda") ? core::Precision::kBf16 : core::Precision::kFp32;
   }
 }
 
@@ -409,7 +412,7 @@ absl::StatusOr<std::unique_ptr<core::Pipeline>> BuildPipeline(const v1::ModelCon
                                                               const std::string& device) {
   const preprocess::InputSpec input = ToInputSpec(c.input());
   const core::LatentShape latent = ToLatentShape(c.latent());
-  const core::RuntimeOptions runtime{device, ToPrecision(c.precision())};
+  const core::RuntimeOptions runtime{device, ServedPrecision(c.precision(), device)};
   const core::RuntimeOptions encoder_runtime{device,
                                              core::Precision::kFp32};  // the encoder runs fp32
   auto file = [&](const std::string& rel) { return (fs::path(dir) / rel).string(); };

@@ -84,8 +84,11 @@ struct LoadedModel {
 absl::StatusOr<std::unique_ptr<core::Pipeline>> BuildPipeline(const v1::ModelConfig& config,
                                                               const std::string& dir,
                                                               const std::string& device = "cpu");
+// The precision a manifest's denoiser runs in on `device`: as the manifest says, or when it says
+// nothing (PRECISION_UNSPECIFIED), the device's default: bf16 on cuda, fp32 on cpu.
+core::Precision ServedPrecision(v1::Precision p, const std::string& device);
 // `path` is a model folder (latest version) or a version folder. The device comes from `runtime`;
-// the precision from the manifest.
+// the precision from the manifest (ServedPrecision).
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& device = "cpu");
 
 }  // namespace invad::bundle

@@ -24,6 +24,9 @@ ABSL_FLAG(std::string, model_repository, "models",
           "Model repository: <repo>/<name>/<version>/ (a folder written by invad-train --out "
           "<repo>/<name> is served as model <name>).");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda[:N].");
+ABSL_FLAG(std::string, host_memory, "auto",
+          "Host memory of batch buffers: auto (pinned on cuda, ordinary on cpu), pageable, or "
+          "pinned (cuda only).");
 ABSL_FLAG(int, intra_op_threads, 0, "LibTorch intra-op threads, server-wide (0: one per core).");
 ABSL_FLAG(int, instances, 1, "Model instances (execution threads) per model version.");
 ABSL_FLAG(int, max_batch_size, 16, "Largest batch of one model call.");
@@ -110,6 +113,22 @@ int main(int argc, char** argv) {
   o.service.build_version = INVAD_VERSION;
   o.repository.root = absl::GetFlag(FLAGS_model_repository);
   o.repository.device = absl::GetFlag(FLAGS_device);
+  absl::StatusOr<invad::core::HostMemory> host_memory =
+      invad::core::ParseHostMemory(absl::GetFlag(FLAGS_host_memory));
+  if (!host_memory.ok()) {
+    std::fprintf(stderr, "invad-server: --host_memory: %s\n",
+                 std::string(host_memory.status().message()).c_str());
+    return 2;
+  }
+  o.repository.host_memory = *host_memory;
+  if (absl::Status s =
+          invad::core::HostAllocatorFor({.device = o.repository.device}, o.repository.host_memory)
+              .status();
+      !s.ok()) {
+    std::fprintf(stderr, "invad-server: --device/--host_memory: %s\n",
+                 std::string(s.message()).c_str());
+    return 2;
+  }
   invad::core::SchedulerOptions& b = o.repository.scheduler;
   b.instances = absl::GetFlag(FLAGS_instances);
   b.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
@@ -176,6 +195,7 @@ int main(int argc, char** argv) {
        {"auth", o.service.bearer_token.empty() ? "off" : "token"},
        {"repository", o.repository.root},
        {"device", o.repository.device},
+       {"host_memory", absl::GetFlag(FLAGS_host_memory)},
        {"intra_op_threads", std::to_string(invad::core::TorchIntraOpThreads())},
        {"instances", std::to_string(b.instances)},
        {"max_batch_size", std::to_string(b.max_batch_size)},

@@ -8,6 +8,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 
@@ -131,7 +132,7 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelRepository::Load(const std::st
   if (options_.observer_factory) m->observer = options_.observer_factory(name, version);
   core::RuntimeOptions ro;
   ro.device = options_.device;
-  absl::StatusOr<core::HostAllocator*> allocator = core::HostAllocatorFor(ro);
+  absl::StatusOr<core::HostAllocator*> allocator = core::HostAllocatorFor(ro, options_.host_memory);
   if (!allocator.ok()) return allocator.status();
   absl::StatusOr<std::unique_ptr<core::ModelScheduler>> s = core::ModelScheduler::Create(
       options_.scheduler, std::move(runners), m->observer.get(), &core::RealClock(), *allocator);
@@ -224,7 +225,7 @@ void FillVersion(const ServedModel& m, v1::VersionInfo* info) {
   }
   info->set_device(m.device);
   info->set_precision(
-      c.precision() == v1::PRECISION_UNSPECIFIED ? "FP32" : v1::Precision_Name(c.precision()));
+      absl::AsciiStrToUpper(core::PrecisionName(bundle::ServedPrecision(c.precision(), m.device))));
   info->set_description(c.description());
 }
 

@@ -27,6 +27,7 @@
 #include "bundle/bundle.h"
 #include "core/base/mutex.h"
 #include "core/batching/scheduler.h"
+#include "core/runtime/runtime.h"
 #include "invad/v1/inference.pb.h"
 
 namespace invad::server {
@@ -50,6 +51,9 @@ struct ReloadSummary {
 struct RepositoryOptions {
   std::string root;
   std::string device = "cpu";
+  // Host memory of batch buffers: auto (pinned on cuda, ordinary on cpu), pageable, or pinned
+  // (cuda only: on cpu every model fails to load with InvalidArgument).
+  core::HostMemory host_memory = core::HostMemory::kAuto;
   core::SchedulerOptions scheduler;
   // Versions served per model: the highest N. Default 1 (TF Serving's "latest" policy).
   int versions_per_model = 1;

@@ -44,7 +44,9 @@ ABSL_FLAG(int, dit_hidden, kDefaults.dit_hidden, "Denoiser width.");
 ABSL_FLAG(int, dit_depth, kDefaults.dit_depth, "Denoiser blocks.");
 ABSL_FLAG(int, dit_heads, kDefaults.dit_heads, "Denoiser attention heads.");
 ABSL_FLAG(int, dit_patch, kDefaults.dit_patch, "Denoiser patch size.");
-ABSL_FLAG(std::string, precision, kDefaults.precision, "Served denoiser precision: fp32, bf16.");
+ABSL_FLAG(std::string, precision, kDefaults.precision,
+          "Served denoiser precision: fp32, bf16, fp16 (cuda only), or auto (the serving "
+          "device's default: bf16 on cuda, fp32 on cpu).");
 ABSL_FLAG(int, steps, 0, "Denoiser optimiser steps.");
 ABSL_FLAG(double, epochs, 0, "Denoiser epochs (converted to steps).");
 ABSL_FLAG(double, time_budget, 0,

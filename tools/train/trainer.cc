@@ -210,12 +210,6 @@ std::string Fingerprint(const TrainOptions& o, const std::vector<Item>& train) {
   return bundle::Sha256Hex(s);
 }
 
-core::NamedTensors Prefixed(const core::NamedTensors& in, const std::string& prefix) {
-  core::NamedTensors out;
-  for (const auto& [k, v] : in) out[prefix + k] = v;
-  return out;
-}
-
 core::NamedTensors Unprefixed(const core::NamedTensors& in, const std::string& prefix) {
   core::NamedTensors out;
   for (const auto& [k, v] : in) {
@@ -647,10 +641,12 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
   d->set_num_heads(o.dit_heads);
   d->set_mlp_ratio_x100(dit.mlp_ratio_x100);
   d->set_frequency_embedding_size(dit.frequency_embedding_size);
-  INVAD_ASSIGN_OR_RETURN(core::Precision precision, core::ParsePrecision(o.precision));
-  config.set_precision(precision == core::Precision::kBf16   ? v1::BF16
-                       : precision == core::Precision::kFp16 ? v1::FP16
-                                                             : v1::FP32);
+  if (o.precision != "auto") {  // auto: unspecified, so the serving device picks (ServedPrecision)
+    INVAD_ASSIGN_OR_RETURN(core::Precision precision, core::ParsePrecision(o.precision));
+    config.set_precision(precision == core::Precision::kBf16   ? v1::BF16
+                         : precision == core::Precision::kFp16 ? v1::FP16
+                                                               : v1::FP32);
+  }
   auto* diff = config.mutable_diffusion();
   diff->set_num_timesteps(1000);
   diff->set_beta_start(1e-4);

@@ -46,7 +46,7 @@ struct TrainOptions {
   int dit_depth = 2;
   int dit_heads = 4;
   int dit_patch = 1;
-  std::string precision = "fp32";  // of the served denoiser
+  std::string precision = "auto";  // of the served denoiser; auto: the serving device's default
 
   // Training length: exactly one of steps, epochs, time_budget (seconds); none = 2000 steps.
   int steps = 0;

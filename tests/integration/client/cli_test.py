@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The `invad` CLI against the invad-server binary: JSON/CSV schema, overlay PNGs at the input's
-size, exit codes, health and models.
+size, exit codes, health and models; the server's start-up refusal of bad --host_memory.
 
   cli_test.py --bin BUILD_DIR --work DIR
 """
@@ -118,6 +118,14 @@ def main():
         server.stop()
     # nothing listens any more: health is an error (2)
     assert run([invad, "health", target, "--deadline=2s"]).returncode == 2
+
+    # The server refuses, at start-up, host memory its device cannot have: pinned needs CUDA.
+    server_bin = os.path.join(a.bin, "server/invad-server")
+    for flags, message in ((["--host_memory=pinned"], "pinned host memory needs a CUDA device"),
+                           (["--host_memory=locked"], "auto, pageable or pinned")):
+        r = run([server_bin, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+                 f"--model_repository={repo}"] + flags)
+        assert r.returncode == 2 and message in r.stderr, (flags, r)
 
 
 if __name__ == "__main__":

@@ -245,5 +245,14 @@ TEST(ManifestExampleTest, DocumentedExampleIsValid) {
   ASSERT_OK(c);
   EXPECT_OK(ValidateManifest(*c));
 }
+
+TEST(ServedPrecisionTest, AManifestThatSaysNothingGetsTheDevicesDefault) {
+  EXPECT_EQ(ServedPrecision(v1::PRECISION_UNSPECIFIED, "cpu"), core::Precision::kFp32);
+  EXPECT_EQ(ServedPrecision(v1::PRECISION_UNSPECIFIED, "cuda:1"), core::Precision::kBf16);
+  EXPECT_EQ(ServedPrecision(v1::FP32, "cuda"), core::Precision::kFp32);
+  EXPECT_EQ(ServedPrecision(v1::BF16, "cpu"), core::Precision::kBf16);
+  EXPECT_EQ(ServedPrecision(v1::FP16, "cuda:0"), core::Precision::kFp16);
+}
+
 }  // namespace
 }  // namespace invad::bundle
