@@ -1,5 +1,6 @@
 #include "core/batching/runner.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace invad::core {
@@ -20,6 +21,10 @@ class PipelineRunner final : public BatchRunner {
   absl::Status Step(absl::Span<const DdimCoefficients> coefs, Tensor& z) override {
     return pipeline_->InvertStep(coefs, z, &eps_);
   }
+  bool fused_inversion() const override { return pipeline_->denoiser().device_resident(); }
+  absl::Status Invert(absl::Span<const DdimCoefficients> plan, Tensor& z) override {
+    return pipeline_->denoiser().Invert(plan, z);
+  }
 
  private:
   std::unique_ptr<Pipeline> pipeline_;
@@ -28,6 +33,15 @@ class PipelineRunner final : public BatchRunner {
 };
 
 }  // namespace
+
+absl::Status BatchRunner::Invert(absl::Span<const DdimCoefficients> plan, Tensor& z) {
+  std::vector<DdimCoefficients> coefs(z.batch());
+  for (const DdimCoefficients& c : plan) {
+    std::fill(coefs.begin(), coefs.end(), c);
+    if (absl::Status s = Step(coefs, z); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 std::unique_ptr<BatchRunner> MakePipelineRunner(std::unique_ptr<Pipeline> pipeline,
                                                 Shape input_shape) {

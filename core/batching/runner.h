@@ -29,6 +29,12 @@ class BatchRunner {
   virtual absl::Status Encode(const Tensor& images, Tensor* z0) = 0;
   // One denoiser call; sample i advances by step coefs[i] of its own plan, in place.
   virtual absl::Status Step(absl::Span<const DdimCoefficients> coefs, Tensor& z) = 0;
+  // Whether Invert keeps z on a device for all steps (one upload, one download per batch): the
+  // scheduler then runs a whole-request batch whose tasks share one K as one Invert call, with no
+  // cancellation between its steps. False for host models, where per-step calls cost nothing more.
+  virtual bool fused_inversion() const { return false; }
+  // Every step of `plan` for the whole batch, in place. The default loops Step.
+  virtual absl::Status Invert(absl::Span<const DdimCoefficients> plan, Tensor& z);
 };
 
 // `input_shape` [C, H, W] is the bundle's network input.

@@ -452,9 +452,56 @@ void ModelScheduler::UpdateEma(double* ema, double seconds) {
   *ema = *ema == 0 ? seconds : 0.8 * *ema + 0.2 * seconds;
 }
 
+void ModelScheduler::InvertFused(Instance* inst, std::vector<Slot>* slots) {
+  const int64_t m = static_cast<int64_t>(slots->size());
+  if (m == 0) return;
+  const std::vector<DdimCoefficients>& plan = *(*slots)[0].plan;
+  const int k = static_cast<int>(plan.size());
+  inst->zsub.Resize({m, latent_.channels, latent_.height, latent_.width});
+  for (int64_t i = 0; i < m; ++i) {
+    std::copy((*slots)[i].z.begin(), (*slots)[i].z.end(), inst->zsub.sample(i));
+  }
+  const absl::Time t0 = clock_->Now();
+  absl::Status st = inst->runner->Invert(plan, inst->zsub);
+  const absl::Duration took = clock_->Now() - t0;
+  {
+    MutexLock l(&mu_);
+    stats_.denoiser_calls += k;
+    UpdateEma(&step_seconds_ema_, absl::ToDoubleSeconds(took) / k);
+  }
+  // Observers see K denoiser calls of batch m, as in the per-step path.
+  if (observer_) {
+    for (int j = 0; j < k; ++j)
+      observer_->OnModelCall(CallKind::kDenoise, static_cast<int>(m), took / k, st.ok());
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    Slot& s = (*slots)[i];
+    s.compute += took;
+    s.batch_sizes.insert(s.batch_sizes.end(), k, static_cast<int>(m));
+    if (!st.ok()) {
+      Complete(s.task, TaskOutcome::kFailed, st, s.dispatched - s.enqueued, s.compute);
+      continue;
+    }
+    std::copy_n(inst->zsub.sample(i), latent_.numel(), s.z.begin());
+    s.next = k;
+    Finish(s);
+  }
+  slots->clear();
+}
+
 void ModelScheduler::RunWholeRequest(Instance* inst, std::vector<Queued> batch) {
   std::vector<Slot> slots;
   Encode(inst, batch, &slots);
+  if (inst->runner->fused_inversion()) {
+    DropStale(&slots);
+    const bool one_plan = std::all_of(slots.begin(), slots.end(), [&](const Slot& s) {
+      return s.plan == slots.front().plan && s.next == 0;
+    });
+    if (one_plan) {
+      InvertFused(inst, &slots);
+      return;
+    }
+  }
   // Every task runs its own K; the batch shrinks as the shorter ones finish.
   while (!slots.empty()) {
     DropStale(&slots);

@@ -131,6 +131,8 @@ class ModelScheduler {
   // One denoiser call over `slots` (each at its own next step); failed slots are completed and
   // removed, finished ones scored, completed and removed.
   void Step(Instance* instance, std::vector<Slot>* slots);
+  // Whole-request mode on a fused runner: every slot (all at step 0 of one plan) in one Invert.
+  void InvertFused(Instance* instance, std::vector<Slot>* slots);
   // Drops expired and cancelled slots between steps.
   void DropStale(std::vector<Slot>* slots);
   void Finish(Slot& slot);

@@ -52,6 +52,8 @@ class Denoiser {
   // copy z to the device once, keep it there for all steps (fp32 update arithmetic) and copy z_T
   // back once.
   virtual absl::Status Invert(absl::Span<const DdimCoefficients> plan, Tensor& z);
+  // True when Invert keeps z on a device (cuda) for all steps: whole batches then go as one call.
+  virtual bool device_resident() const { return false; }
   virtual LatentShape latent_shape() const = 0;
   virtual std::string Describe() const = 0;
 };

@@ -331,6 +331,7 @@ class NativeDit final : public Denoiser {
     });
   }
 
+  bool device_resident() const override { return ctx_.is_cuda(); }
   LatentShape latent_shape() const override { return model_.cfg.latent; }
   std::string Describe() const override {
     const DitConfig& c = model_.cfg;

@@ -63,6 +63,18 @@ class FakeRunner final : public BatchRunner {
     for (int64_t j = 0; j < z.numel(); ++j) z.data()[j] += 1.0f;
     return absl::OkStatus();
   }
+  // With `fused`, a device-resident runner: the whole plan in one "invert" call.
+  bool fused_inversion() const override { return fused; }
+  absl::Status Invert(absl::Span<const DdimCoefficients> plan, Tensor& z) override {
+    if (!fused) return BatchRunner::Invert(plan, z);
+    std::vector<int> ts;
+    for (const auto& c : plan) ts.push_back(c.timestep);
+    const int call = Record("invert", z.batch(), ts, z.data(), z.numel() * sizeof(float));
+    clock_->Advance(latency_ * static_cast<int64_t>(plan.size()));
+    if (fail_step_call == call) return absl::InternalError("injected denoiser failure");
+    for (int64_t j = 0; j < z.numel(); ++j) z.data()[j] += static_cast<float>(plan.size());
+    return absl::OkStatus();
+  }
 
   struct Call {
     std::string kind;
@@ -79,6 +91,7 @@ class FakeRunner final : public BatchRunner {
   std::function<void(const std::string&, int)> hook;
   int fail_encode_call = -1;  // 0-based index among all calls
   int fail_step_call = -1;
+  bool fused = false;
 
  private:
   int Record(const std::string& kind, int64_t batch, std::vector<int> ts, const void* input,
@@ -341,6 +354,42 @@ TEST_F(SchedulerTest, WholeRequestBatchRunsMixedKAndShrinks) {
     EXPECT_EQ(r->batch_sizes.size(), static_cast<size_t>(1 + id));
     EXPECT_FLOAT_EQ(r->norm_map.data()[0], std::sqrt(2.0f) * (id + id));
   }
+}
+
+TEST_F(SchedulerTest, AFusedRunnerTakesAWholeBatchOfOneKInOneCall) {
+  setup_runner = [](FakeRunner& r) { r.fused = true; };
+  SchedulerOptions o;
+  o.max_batch_size = 3;
+  o.max_queue_delay_us = 1'000'000;
+  auto s = Start(o);
+  for (int id : {1, 2, 4}) ASSERT_OK(s->Submit(MakeTask(id, 3, results_)));
+  ASSERT_TRUE(results_.Wait(3));
+  auto calls = runner_->calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].kind, "encode");
+  EXPECT_EQ(calls[1].kind, "invert");
+  EXPECT_EQ(calls[1].batch, 3);
+  EXPECT_EQ(calls[1].timesteps.size(), 3u);  // the plan's three steps, in one call
+  for (int id : {1, 2, 4}) {
+    auto r = results_.Get(id);
+    ASSERT_OK(r);
+    EXPECT_THAT(r->batch_sizes, ElementsAre(3, 3, 3, 3));  // encode, then K denoiser steps
+    EXPECT_EQ(r->steps, 3);
+    EXPECT_FLOAT_EQ(r->norm_map.data()[0], std::sqrt(2.0f) * (id + 3));
+  }
+  EXPECT_EQ(s->stats().denoiser_calls, 3);
+
+  // Mixed K in one batch: the same runner steps them one call per step instead.
+  for (int id : {5, 6}) ASSERT_OK(s->Submit(MakeTask(id, id == 5 ? 1 : 2, results_)));
+  ASSERT_OK(s->Submit(MakeTask(7, 2, results_)));
+  ASSERT_TRUE(results_.Wait(6));
+  calls = runner_->calls();
+  std::vector<std::string> kinds;
+  for (size_t i = 2; i < calls.size(); ++i) kinds.push_back(calls[i].kind);
+  EXPECT_THAT(kinds, ElementsAre("encode", "step", "step"));
+  auto r = results_.Get(6);
+  ASSERT_OK(r);
+  EXPECT_FLOAT_EQ(r->norm_map.data()[0], std::sqrt(2.0f) * (6 + 2));
 }
 
 TEST_F(SchedulerTest, AFailingCallFailsOnlyItsTasks) {
