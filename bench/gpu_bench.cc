@@ -430,10 +430,9 @@ double DeviceMemoryPeak(const torch::Device& d) {
 #if defined(INVAD_WITH_CUDA)
   if (d.is_cuda()) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d.index());
-    return static_cast<double>(stats
-                                   .allocated_bytes[static_cast<size_t>(
-                                       c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)]
-                                   .peak);
+    // allocated_bytes[0]: the aggregate over pools (StatType::AGGREGATE is 0 in every LibTorch;
+    // the enum's namespace moved in 2.5, the index did not).
+    return static_cast<double>(stats.allocated_bytes[0].peak);
   }
 #else
   (void)d;
