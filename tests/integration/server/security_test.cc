@@ -93,9 +93,11 @@ class SecurityTest : public ::testing::Test {
   grpc::Status Score(const std::shared_ptr<grpc::ChannelCredentials>& creds,
                      const std::string& token = "") {
     grpc::ChannelArguments args;
+    // The address, not the name: a machine without /etc/hosts (a fresh chroot, a bare container)
+    // cannot resolve "localhost" offline; the certificate is checked against that name.
     args.SetSslTargetNameOverride("localhost");
     auto stub = v1::AnomalyDetection::NewStub(
-        grpc::CreateCustomChannel(absl::StrCat("localhost:", server_->port()), creds, args));
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->port()), creds, args));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
