@@ -407,6 +407,14 @@ class ClientImpl final : public Client {
         channel_(std::move(channel)),
         stub_(v1::AnomalyDetection::NewStub(channel_)),
         health_(grpc::health::v1::Health::NewStub(channel_)) {}
+  // Waits until every ScoreAsync callback has returned and its call is destroyed: a program that
+  // destroys its client (or exits) right after its last answer arrived must not tear down what a
+  // gRPC thread is still inside (invad bench crashed with SIGSEGV at exit that way). Unanswered
+  // calls end at their deadline; cancel them first to hurry.
+  ~ClientImpl() override {
+    std::unique_lock<std::mutex> l(async_mu_);
+    async_idle_.wait(l, [&] { return async_calls_ == 0; });
+  }
 
   absl::StatusOr<ScoreResult> Score(const Image& image, const ScoreOptions& o) override {
     grpc::ClientContext ctx;
@@ -442,7 +450,11 @@ class ClientImpl final : public Client {
     // its very end, so the context is never destroyed inside gRPC's own teardown of the lambda.
     call->self = call;
     Call* raw = call.get();
-    stub_->async()->Score(&raw->ctx, &raw->req, &raw->resp, [raw](grpc::Status s) {
+    {
+      std::lock_guard<std::mutex> l(async_mu_);
+      ++async_calls_;
+    }
+    stub_->async()->Score(&raw->ctx, &raw->req, &raw->resp, [this, raw](grpc::Status s) {
       {
         std::lock_guard<std::mutex> l(raw->mu);
         raw->finished = true;
@@ -453,7 +465,10 @@ class ClientImpl final : public Client {
         raw->done(FromGrpc(s));
       }
       raw->done = nullptr;
-      std::shared_ptr<Call> last = std::move(raw->self);  // may delete the call here
+      std::shared_ptr<Call> last = std::move(raw->self);
+      last.reset();  // may delete the call here, before the client may go
+      std::lock_guard<std::mutex> l(async_mu_);
+      if (--async_calls_ == 0) async_idle_.notify_all();
     });
     return call;
   }
@@ -534,6 +549,9 @@ class ClientImpl final : public Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AnomalyDetection::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  std::mutex async_mu_;
+  std::condition_variable async_idle_;
+  int64_t async_calls_ = 0;  // ScoreAsync calls whose callback has not finished
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -128,6 +129,24 @@ TEST_F(ClientTest, ScoreReturnsPlainResultsWithIdsAndMap) {
     ASSERT_OK(h.status());
     EXPECT_EQ(*h, HealthStatus::kServing) << service;
   }
+}
+
+// A program may destroy its client (or exit) as soon as its last answer arrives; a gRPC thread
+// may still be inside that answer's callback. `invad bench` crashed at exit that way.
+TEST_F(ClientTest, DestroyingTheClientWaitsForCallbacksStillRunning) {
+  StartServer();
+  auto client = Connect();
+  std::promise<void> answered;
+  std::atomic<bool> returned{false};
+  client->ScoreAsync(Image::Encoded(Png(1)), Options(), [&](absl::StatusOr<ScoreResult> r) {
+    EXPECT_OK(r.status());
+    answered.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // still in the callback
+    returned = true;
+  });
+  answered.get_future().wait();
+  client.reset();
+  EXPECT_TRUE(returned);
 }
 
 TEST_F(ClientTest, AsyncCallsAllComplete) {

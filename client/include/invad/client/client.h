@@ -203,6 +203,8 @@ class PendingCall {
 class Client {
  public:
   static absl::StatusOr<std::unique_ptr<Client>> Create(const ClientOptions& options);
+  // Destroying a client waits for the callbacks of its ScoreAsync calls to finish (unanswered
+  // calls end at their deadline; PendingCall::Cancel them first to hurry).
   virtual ~Client() = default;
 
   virtual absl::StatusOr<ScoreResult> Score(const Image& image, const ScoreOptions& options) = 0;
