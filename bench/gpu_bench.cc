@@ -303,9 +303,8 @@ int Prepare(const Args& a) {
 
   // Calibrate on normal latents' fp32 z_T, as invad-train calibrates on held-out normal images.
   const Tensor cal_zt = InvertAll(*f32, Latents(cfg.latent, n_cal, false, 1), plan, 32);
-  std::vector<LatentScore> cal_scores = ScoreLatents(cal_zt, nullptr);
   Tensor maps;
-  ScoreLatents(cal_zt, &maps);
+  const std::vector<LatentScore> cal_scores = ScoreLatents(cal_zt, &maps);
   CalibrationOptions co;
   co.target_fpr = 0.05;
   const Calibration cal =

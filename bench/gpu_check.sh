@@ -46,6 +46,9 @@ stamp() { echo "=== gpu_check: $* (+$(( $(date +%s) - start )) s)"; }
 run() {  # runs the bench, keeping its result lines
   "$bench" "$@" | tee -a "$results"
 }
+matmul_flops() {  # the FLOP/s of the matmul line in the results
+  awk '/^matmul/ {for (i=1;i<=NF;i++) if ($i ~ /^flops=/) {sub("flops=","",$i); print $i}}' "$results"
+}
 
 case $mode in
   prepare|dry)
@@ -87,7 +90,7 @@ case $mode in
     run check --data="$data" --device=cpu --precision=bf16 --threads=1
     run check --data="$data" --device=cpu --precision=fp32 --threads=1
     run matmul --device=cpu --precision=bf16 --n=256 --reps=3 --threads=1
-    peak=$(awk '/^matmul/ {for (i=1;i<=NF;i++) if ($i ~ /^flops=/) {sub("flops=","",$i); print $i}}' "$results")
+    peak=$(matmul_flops)
     run sweep --device=cpu --precision=bf16 --model=tiny --batches=1,2,4 --reps=3 --peak_flops="$peak" --threads=1
     run sweep --device=cpu --precision=bf16 --model=tiny_paper --batches=1,2 --reps=3 --peak_flops="$peak" --threads=1
     ;;
@@ -97,11 +100,11 @@ case $mode in
     if [[ $device == cpu ]]; then
       # A rehearsal of the GPU machine's build and steps on this machine: tiny sweeps only.
       run matmul --device=cpu --precision=bf16 --n=256 --reps=3
-      peak=$(awk '/^matmul/ {for (i=1;i<=NF;i++) if ($i ~ /^flops=/) {sub("flops=","",$i); print $i}}' "$results")
+      peak=$(matmul_flops)
       run sweep --device=cpu --precision=bf16 --model=tiny --batches=1,2,4 --reps=3 --peak_flops="$peak"
     else
     run matmul --device="$device" --precision=bf16 --n=8192 --reps=50
-    peak=$(awk '/^matmul/ {for (i=1;i<=NF;i++) if ($i ~ /^flops=/) {sub("flops=","",$i); print $i}}' "$results")
+    peak=$(matmul_flops)
     left=$(( time_limit - ($(date +%s) - start) ))
     run sweep --device="$device" --precision=bf16 --model=default --batches=1,2,4,8,16,32,64,128,256 \
       --reps=30 --peak_flops="$peak" --time_limit=$(( left / 4 ))
