@@ -46,7 +46,21 @@ struct Scored {
   std::vector<uint8_t> mask;  // H×W, 0/1
   double image_threshold = NAN;
   double pixel_threshold = NAN;
+  // Inversion mode: the raw components behind `score` (NaN in the other modes).
+  double sq_norm = NAN;
+  double diff = NAN;
 };
+
+// RFC 4180: quote a field holding a comma, quote or line break; double the quotes inside.
+std::string CsvField(const std::string& v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
 
 bool InBucket(const Scored& s, const std::string& bucket) {
   if (!s.item.anomalous || bucket == "all") return true;
@@ -352,6 +366,8 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
         if (!cal.ok()) cal = bundle::FindCalibration(config, k, "");
         if (!cal.ok()) return cal.status();
         s.score = core::CalibratedScore(*cal, latent_scores[i]);
+        s.sq_norm = latent_scores[i].sq_norm;
+        s.diff = latent_scores[i].diff;
         s.image_threshold = cal->image_threshold;
         s.pixel_threshold = cal->pixel_threshold;
       } else {
@@ -439,6 +455,19 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
   r.markdown_path = (fs::path(o.out) / "report.md").string();
   std::ofstream(r.json_path) << json;
   std::ofstream(r.markdown_path) << FormatMarkdown(r, o);
+  r.predictions_path = (fs::path(o.out) / "predictions.csv").string();
+  {
+    std::ofstream csv(r.predictions_path);
+    csv << "path,category,defect,difficulty,label,score,sq_norm,diff,map_max\n";
+    for (const Scored& s : scored) {
+      const float map_max = s.map.empty() ? NAN : *std::max_element(s.map.begin(), s.map.end());
+      csv << absl::StrFormat("%s,%s,%s,%s,%d,%.9g,%.9g,%.9g,%.9g\n", CsvField(s.item.path),
+                             CsvField(s.item.category), CsvField(s.item.defect),
+                             CsvField(s.item.difficulty), s.item.anomalous ? 1 : 0, s.score,
+                             s.sq_norm, s.diff, map_max);
+    }
+    if (!csv) return absl::InternalError(absl::StrCat("cannot write ", r.predictions_path));
+  }
 
   // Overlays: the lowest-scored defective and the highest-scored normal images.
   double lo = INFINITY, hi = -INFINITY;

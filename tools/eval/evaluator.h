@@ -47,6 +47,9 @@ struct EvalReport {
   double images_per_second = 0;  // end to end, decoding included
   int nfe = 0;                   // network evaluations per image
   std::string json_path, markdown_path;
+  // One row per test image: path, category, defect, difficulty, label, score and, in inversion
+  // mode, the raw components (‖z_T‖², Diff); map_max is the upsampled map's maximum.
+  std::string predictions_path;
 };
 
 absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& options);

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -61,6 +62,24 @@ TEST(TrainEvalEndToEndTest, TrainedModelDetectsDefectsAndBeatsAnUntrainedDenoise
   EXPECT_TRUE(fs::exists(fs::path(e.out) / "report.json"));
   EXPECT_TRUE(fs::exists(fs::path(e.out) / "report.md"));
   EXPECT_FALSE(fs::is_empty(fs::path(e.out) / "overlays"));
+  // predictions.csv: a header, then one row per test image with its label and raw components.
+  {
+    std::ifstream csv(report->predictions_path);
+    std::string line;
+    ASSERT_TRUE(std::getline(csv, line));
+    EXPECT_EQ(line, "path,category,defect,difficulty,label,score,sq_norm,diff,map_max");
+    int rows = 0, anomalous = 0;
+    while (std::getline(csv, line)) {
+      const std::vector<std::string> f = absl::StrSplit(line, ',');
+      ASSERT_EQ(f.size(), 9u) << line;
+      EXPECT_EQ(f[4], f[2] == "good" ? "0" : "1") << line;
+      EXPECT_GT(std::stod(f[6]), 0.0) << line;  // ‖z_T‖² of an inversion
+      ++rows;
+      anomalous += f[4] == "1";
+    }
+    EXPECT_EQ(rows, report->images);
+    EXPECT_GT(anomalous, 0);
+  }
 
   // The same bundle with a zero-initialised denoiser (the DiT's output layer is zero, so it
   // predicts ε̂ = 0 everywhere) as a new version of the same model folder.
