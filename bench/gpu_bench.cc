@@ -67,9 +67,10 @@ void OrDie(const absl::Status& s, const std::string& what) {
   if (!s.ok()) Die(what + ": " + s.ToString());
 }
 
-// Model configurations. "default" is what invad-train builds by default (hidden 128, depth 2,
-// the filter-bank latent 36x16x16); "paper" is the paper's DiT (depth 16, width 2048, 8 heads,
-// patch 1, 272x16x16). The tiny ones keep the dry run on CPU short.
+// Model configurations. "default" is what invad-train built by default when the GPU check was
+// prepared (hidden 128, depth 2, the filter-bank latent 36x16x16; today's default adds two
+// Laplacian channels, 38, which changes only the first and last layers); "paper" is the paper's DiT
+// (depth 16, width 2048, 8 heads, patch 1, 272x16x16). The tiny ones keep the dry run on CPU short.
 DitConfig ModelConfig(const std::string& name) {
   DitConfig c;
   if (name == "default") {

@@ -151,7 +151,8 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
   if (c.encoder().has_filter_bank()) {
     const auto& e = c.encoder().filter_bank();
     const int64_t scales = e.scales_size() > 0 ? e.scales_size() : 3;
-    const int64_t ch = 10 * scales + 2 * (in.channel_order() == v1::GRAY ? 1 : 3);
+    const int64_t ch =
+        10 * scales + 2 * (in.channel_order() == v1::GRAY ? 1 : 3) + (e.laplacian() ? 2 : 0);
     if (ch != l.channels()) {
       return Invalid("encoder.filter_bank",
                      absl::StrCat("gives ", ch, " channels, latent.channels is ", l.channels()));
@@ -430,6 +431,7 @@ absl::StatusOr<std::unique_ptr<core::Pipeline>> BuildPipeline(const v1::ModelCon
     cfg.input_size = input.width;
     cfg.latent_size = static_cast<int>(latent.height);
     if (e.scales_size() > 0) cfg.scales.assign(e.scales().begin(), e.scales().end());
+    cfg.laplacian = e.laplacian();
     INVAD_ASSIGN_OR_RETURN(encoder, core::CreateFilterBankEncoder(cfg, encoder_runtime));
   } else {
     const auto& e = c.encoder().conv();

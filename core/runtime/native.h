@@ -68,9 +68,12 @@ struct FilterBankConfig {
   int input_size = 256;  // square; a multiple of latent_size
   int latent_size = 16;
   std::vector<float> scales{1.0f, 2.0f, 4.0f};  // σ in pixels
+  // Two channels of fine detail: per cell, the mean |discrete Laplacian| of the grey image and the
+  // maximum of its square blurred with σ = 1.5 px.
+  bool laplacian = false;
 
   absl::Status Validate() const;
-  LatentShape latent() const;  // 10·|scales| + 2·input_channels channels
+  LatentShape latent() const;  // 10·|scales| + 2·input_channels + (laplacian ? 2 : 0) channels
 };
 
 absl::StatusOr<std::unique_ptr<Encoder>> CreateFilterBankEncoder(const FilterBankConfig& config,

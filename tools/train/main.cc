@@ -37,6 +37,9 @@ ABSL_FLAG(std::vector<std::string>, conv_outputs, (std::vector<std::string>{"0",
           "Conv encoder stages concatenated into z0.");
 ABSL_FLAG(std::vector<std::string>, filter_scales, (std::vector<std::string>{"1", "2", "4"}),
           "Filter-bank Gaussian scales, pixels.");
+ABSL_FLAG(bool, filter_laplacian, kDefaults.filter_laplacian,
+          "Filter bank: add two fine-detail channels (the grey image's discrete Laplacian, mean "
+          "magnitude and peak energy per cell).");
 ABSL_FLAG(int, encoder_steps, 0,
           "Autoencoder steps (conv_ae); 0 = a quarter of --time_budget, else 300.");
 ABSL_FLAG(bool, normalize_latent, true, "Standardise z0 per channel (fitted on training images).");
@@ -111,6 +114,7 @@ int main(int argc, char** argv) {
       OrDie(invad::tools::ParseIntList(absl::GetFlag(FLAGS_conv_outputs), "conv_outputs"));
   o.filter_scales =
       OrDie(invad::tools::ParseFloatList(absl::GetFlag(FLAGS_filter_scales), "filter_scales"));
+  o.filter_laplacian = absl::GetFlag(FLAGS_filter_laplacian);
   o.encoder_steps = absl::GetFlag(FLAGS_encoder_steps);
   o.normalize_latent = absl::GetFlag(FLAGS_normalize_latent);
   o.dit_hidden = absl::GetFlag(FLAGS_dit_hidden);

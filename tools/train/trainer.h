@@ -38,6 +38,9 @@ struct TrainOptions {
   std::vector<int> conv_channels{32, 64, 128};
   std::vector<int> conv_outputs{0, 1, 2};
   std::vector<float> filter_scales{1.0f, 2.0f, 4.0f};
+  // filter_bank: two fine-detail channels (discrete Laplacian of the grey image); on by default
+  // since measured (docs/accuracy.md, "Fine detail").
+  bool filter_laplacian = true;
   int encoder_steps = 0;  // conv_ae: 0 = a quarter of the time budget, else 300
   bool normalize_latent = true;
 

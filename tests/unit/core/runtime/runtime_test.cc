@@ -2,6 +2,7 @@
 // weights), native DiT and conv encoder, device and precision checks. This TU includes LibTorch.
 #include "core/runtime/runtime.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -419,6 +420,40 @@ TEST(FilterBankEncoderTest, RespondsToAnEdgeWhereItIs) {
   EXPECT_NEAR(at(21, 0, 1), 0.5f, 1e-3f);
   cfg.latent_size = 5;  // 32 is not a multiple
   EXPECT_THAT(CreateFilterBankEncoder(cfg, {}), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(FilterBankEncoderTest, LaplacianChannelsSeeFineDetailOnlyWhereItIs) {
+  FilterBankConfig cfg;
+  cfg.input_channels = 1;
+  cfg.input_size = 32;
+  cfg.latent_size = 4;
+  cfg.scales = {2.0f};
+  cfg.laplacian = true;
+  EXPECT_EQ(cfg.latent(), (LatentShape{14, 4, 4}));
+  auto enc = CreateFilterBankEncoder(cfg, {});
+  ASSERT_OK(enc);
+  // A linear ramp (zero Laplacian) with one bright pixel in cell (2, 1).
+  Tensor img({1, 1, 32, 32});
+  for (int y = 0; y < 32; ++y) {
+    for (int x = 0; x < 32; ++x) img.data()[y * 32 + x] = 0.02f * x + 0.01f * y;
+  }
+  img.data()[20 * 32 + 11] += 1.0f;
+  Tensor z;
+  ASSERT_OK((*enc)->Encode(img, &z));
+  ASSERT_EQ(z.shape(), (Shape{1, 14, 4, 4}));
+  auto at = [&](int c, int y, int x) { return z.data()[(c * 4 + y) * 4 + x]; };
+  // Channel 12: mean |Laplacian| per cell; 13: peak of its blurred energy.
+  EXPECT_NEAR(at(12, 2, 1), (4.0f + 4 * 1.0f) / 64, 1e-5f);  // −4 at the pixel, +1 at 4 neighbours
+  // The energy (16 at the pixel, 1 at each neighbour) blurred with a normalised Gaussian of
+  // σ = 1.5 px (taps at offsets −5..5) peaks at the pixel: 16·g0² + 4·g0·g1.
+  double sum = 0;
+  for (int i = -5; i <= 5; ++i) sum += std::exp(-0.5 * i * i / 2.25);
+  const double g0 = 1 / sum, g1 = std::exp(-0.5 / 2.25) / sum;
+  EXPECT_NEAR(at(13, 2, 1), 16 * g0 * g0 + 4 * g0 * g1, 1e-5);
+  // Interior cells away from it: the ramp has no Laplacian (border cells see the reflection's
+  // kink).
+  EXPECT_NEAR(at(12, 1, 2), 0.0f, 1e-5f);
+  EXPECT_NEAR(at(13, 1, 2), 0.0f, 1e-4f);
 }
 
 TEST(UpsampleCrossCheckTest, CoreBilinearEqualsLibTorch) {
