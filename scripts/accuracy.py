@@ -9,9 +9,11 @@ sessions; delete a run's folder to redo it):
   default   the product default (invad-train's defaults) per category with --budget s: the K table
             (1, 2, 3, 5, 10, 50), the reconstruction baseline (S = 10, r = 1..9), the per-pixel
             Gaussian baseline.
+  ablation  the default without the filter bank's fine-detail (Laplacian) channels, same budget,
+            K = 3: what those two channels are worth per category.
   report    writes docs/accuracy.md from the reports.
 
-Usage: scripts/accuracy.py [--stages data,default,report] [--work build/accuracy] [--jobs 1]
+Usage: scripts/accuracy.py [--stages data,default,ablation,report] [--work build/accuracy] [--jobs 1]
 Binaries come from build/release (make test builds them).
 """
 import argparse
@@ -123,9 +125,13 @@ def stage_campaign(a, data, existing_only=False):
                 if existing_only and not os.path.exists(
                         os.path.join(a.work, "reports", name, "report.json")):
                     continue
+                # The campaign compares encoder families; the filter bank runs without its
+                # Laplacian channels (as when the campaign was first run), which the ablation
+                # stage measures on the default model.
+                extra = ["--filter_laplacian=false"] if enc == "filter_bank" else []
                 model, meta = train(a.work, name, os.path.join(data, cat),
                                     ["--encoder", enc, "--time_budget", str(a.campaign_budget),
-                                     "--allowed_steps", "3", "--seed", str(a.seed)] + dit)
+                                     "--allowed_steps", "3", "--seed", str(a.seed)] + dit + extra)
                 rep = evaluate(a.work, name, model, os.path.join(data, cat), ["--steps", "3"])
                 rows.append({"encoder": enc, "denoiser": size, "category": cat,
                              "train_s": float(meta.get("train_seconds", "nan")),
@@ -161,11 +167,23 @@ def stage_default(a, data):
     return res
 
 
+def stage_ablation(a, data):
+    res = {}
+    for cat in a.categories.split(","):
+        d = os.path.join(data, cat)
+        model, meta = train(a.work, f"nolap_{cat}", d,
+                            ["--time_budget", str(a.budget), "--seed", str(a.seed),
+                             "--allowed_steps", ",".join(map(str, K_TABLE)),
+                             "--filter_laplacian=false"])
+        res[cat] = {"meta": meta, "k3": evaluate(a.work, f"nolap_{cat}", model, d, ["--steps", "3"])}
+    return res
+
+
 def fmt(v, digits=3):
     return "–" if v != v else f"{v:.{digits}f}"
 
 
-def write_report(a, campaign, default):
+def write_report(a, campaign, default, ablation):
     cats = a.categories.split(",")
     out = []
     w = out.append
@@ -203,13 +221,20 @@ def write_report(a, campaign, default):
               f" | {r['ms_per_image']:.1f} |")
         w("| **mean** | | | | " + " | ".join(fmt(mean(sums[i])) for i in range(5)) + " | |\n")
         mi, mp = mean(sums[0]), mean(sums[1])
+        obvious = mean([cat_metric(default[c]["k"][3], c, "obvious", "I-AUROC") for c in cats])
+        weak = [c for c in cats if cat_metric(default[c]["k"][3], c, "all", "I-AUROC") < 0.97]
         w(f"Issue 3's targets: mean I-AUROC >= 0.97 — **{'met' if mi >= 0.97 else 'not met'}** "
           f"({fmt(mi)}); mean P-AUROC >= 0.95 — **{'met' if mp >= 0.95 else 'not met'}** "
-          f"({fmt(mp)}). The obvious defects are found in every category; the gap is the subtle "
-          "bucket (9–12 grey levels over 0.02–0.15 % of the image) on high-frequency or random "
-          "textures (grid, carpet) and on the pose-jittered object (washer): the filter-bank "
-          "statistics of a 16×16-pixel cell barely move for such a defect. See the encoder "
-          "comparison below for what has been tried.\n")
+          f"({fmt(mp)}). Obvious defects: mean I-AUROC {fmt(obvious)}. " +
+          ("Below 0.97: " + ", ".join(
+              f"{c} {fmt(cat_metric(default[c]['k'][3], c, 'all', 'I-AUROC'))} (subtle "
+              f"{fmt(cat_metric(default[c]['k'][3], c, 'subtle', 'I-AUROC'))})" for c in weak) +
+           ". What is left is the subtle bucket (8–13 grey levels over 0.02–0.15 % of the image) "
+           "where the normal image has strong structure of its own at the defect's scale: the "
+           "grid's period-11–14 px pattern, the tile's grout lines and shade steps, the washer's "
+           "radial ripple and rim under a random pose. A 16×16-pixel cell's statistics move more "
+           "with that structure than with such a defect. See the ablation and the encoder "
+           "comparison below for what has been tried.\n" if weak else "\n"))
 
         w("## Against a simple baseline\n")
         w("Per-pixel Gaussian (`invad-eval --mode pixel_gaussian`): mean and standard deviation of "
@@ -267,6 +292,41 @@ def write_report(a, campaign, default):
           f"{' | '.join(fmt(v) for v in recon[best_r])} |")
         w("\nEvery r: " + ", ".join(f"r={r}: {fmt(recon[r][0])}" for r in recon) + " (I-AUROC).\n")
 
+    if default and ablation:
+        w("## Fine detail: the filter bank's Laplacian channels\n")
+        w("The default filter bank adds two channels per cell: the mean magnitude of the grey "
+          "image's discrete Laplacian (no smoothing) and the peak of its energy blurred with "
+          "σ = 1.5 px (`invad-train --filter_laplacian`, on by default). Below, the default against "
+          f"the same training without them (`--filter_laplacian=false`, same budget and seed), K = 3.\n")
+        w("| category | I-AUROC with | without | subtle I-AUROC with | without | P-AUROC with | "
+          "without |")
+        w("|---|---|---|---|---|---|---|")
+        cols = {i: [] for i in range(6)}
+        for c in cats:
+            on, off = default[c]["k"][3], ablation[c]["k3"]
+            vals = [cat_metric(on, c, "all", "I-AUROC"), cat_metric(off, c, "all", "I-AUROC"),
+                    cat_metric(on, c, "subtle", "I-AUROC"), cat_metric(off, c, "subtle", "I-AUROC"),
+                    cat_metric(on, c, "all", "P-AUROC"), cat_metric(off, c, "all", "P-AUROC")]
+            for i, v in enumerate(vals):
+                cols[i].append(v)
+            w(f"| {c} | " + " | ".join(fmt(v) for v in vals) + " |")
+        w("| **mean** | " + " | ".join(fmt(mean(cols[i])) for i in range(6)) + " |\n")
+        delta = {c: cat_metric(default[c]["k"][3], c, "all", "I-AUROC") -
+                 cat_metric(ablation[c]["k3"], c, "all", "I-AUROC") for c in cats}
+        w("Where it matters: carpet is white noise blurred with σ = 1.3 px, so it has almost no "
+          "energy at the finest scale, while a defect's edge is a sharp step. The "
+          "Gaussian-derivative scales (σ ≥ 1 px) average that step away together with the noise; "
+          "the unsmoothed Laplacian keeps it (carpet I-AUROC change "
+          f"{delta.get('carpet', float('nan')):+.3f}). Elsewhere the changes are " +
+          ", ".join(f"{c} {d:+.3f}" for c, d in delta.items() if c != "carpet") +
+          " I-AUROC, against a standard error of about ±0.04 for one category's I-AUROC near 0.9 "
+          "with 30 defective and 20 normal test images (Hanley–McNeil): on textures with white "
+          "pixel noise (grid, metal, tile, the washer) the finest scale holds mostly that noise. "
+          "Also tried and dropped (1500 "
+          "denoiser steps, K = 3): describing each cell relative to its image's median cell "
+          "(\"image context\", doubling the channels) — grid 0.848 vs 0.823, tile 0.837 vs 0.923 "
+          "I-AUROC.\n")
+
     if campaign:
         total = len(ENCODERS) * len(DENOISERS) * len(a.campaign_categories.split(","))
         w("## Encoder comparison (the default, chosen by measurement)\n")
@@ -296,7 +356,8 @@ def write_report(a, campaign, default):
         w(f"\nPick by the criterion: **{best[0]}**, {best[1]} denoiser ({len(campaign)} of {total} "
           "runs done; the script resumes the rest).\n")
         w("Denoisers: small = DiT width 64, depth 2; medium = width 128, depth 3 (4 heads, patch 1). "
-          "Encoders: `filter_bank` = Gaussian-derivative filter-bank statistics (no weights); "
+          "Encoders: `filter_bank` = Gaussian-derivative filter-bank statistics (no weights; here "
+          "without the Laplacian channels, see the ablation above); "
           "`conv_random` = the native conv encoder with fixed random weights; `conv_ae` = the same "
           "encoder trained as an autoencoder on the normal images, then frozen. Final ε-loss = mean "
           "training loss of the last tenth of the steps: the conv encoders' 224-channel latents "
@@ -311,7 +372,7 @@ def write_report(a, campaign, default):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--stages", default="data,default,campaign,report")
+    p.add_argument("--stages", default="data,default,ablation,campaign,report")
     p.add_argument("--work", default=os.path.join(ROOT, "build", "accuracy"))
     p.add_argument("--categories", default="grid,wood,metal,carpet,tile,washer",
                    help="categories of the default model's study")
@@ -326,9 +387,10 @@ def main():
     stages = a.stages.split(",")
     data = stage_data(a)
     default = stage_default(a, data) if "default" in stages or "report" in stages else None
+    ablation = stage_ablation(a, data) if "ablation" in stages or "report" in stages else None
     campaign = stage_campaign(a, data, existing_only="campaign" not in stages)
     if "report" in stages:
-        write_report(a, campaign, default)
+        write_report(a, campaign, default, ablation)
 
 
 if __name__ == "__main__":
