@@ -147,13 +147,17 @@ def stage_campaign(a, data, existing_only=False):
     return rows
 
 
+def default_training(a):
+    """invad-train's arguments for the default model of the study (its defaults otherwise)."""
+    return ["--time_budget", str(a.budget), "--seed", str(a.seed),
+            "--allowed_steps", ",".join(map(str, K_TABLE))]
+
+
 def stage_default(a, data):
     res = {}
     for cat in a.categories.split(","):
         d = os.path.join(data, cat)
-        model, meta = train(a.work, f"default_{cat}", d,
-                            ["--time_budget", str(a.budget), "--seed", str(a.seed),
-                             "--allowed_steps", ",".join(map(str, K_TABLE))])
+        model, meta = train(a.work, f"default_{cat}", d, default_training(a))
         r = {"meta": meta, "k": {}, "recon": {}}
         for k in K_TABLE:
             r["k"][k] = evaluate(a.work, f"default_{cat}_k{k}", model, d, ["--steps", str(k)])
@@ -172,9 +176,7 @@ def stage_ablation(a, data):
     for cat in a.categories.split(","):
         d = os.path.join(data, cat)
         model, meta = train(a.work, f"nolap_{cat}", d,
-                            ["--time_budget", str(a.budget), "--seed", str(a.seed),
-                             "--allowed_steps", ",".join(map(str, K_TABLE)),
-                             "--filter_laplacian=false"])
+                            default_training(a) + ["--filter_laplacian=false"])
         res[cat] = {"meta": meta, "k3": evaluate(a.work, f"nolap_{cat}", model, d, ["--steps", "3"])}
     return res
 
