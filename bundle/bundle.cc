@@ -151,8 +151,8 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
   if (c.encoder().has_filter_bank()) {
     const auto& e = c.encoder().filter_bank();
     const int64_t scales = e.scales_size() > 0 ? e.scales_size() : 3;
-    const int64_t ch =
-        10 * scales + 2 * (in.channel_order() == v1::GRAY ? 1 : 3) + (e.laplacian() ? 2 : 0);
+    const int64_t input_channels = in.channel_order() == v1::GRAY ? 1 : 3;
+    const int64_t ch = 10 * scales + 2 * input_channels + (e.laplacian() ? 2 : 0);
     if (ch != l.channels()) {
       return Invalid("encoder.filter_bank",
                      absl::StrCat("gives ", ch, " channels, latent.channels is ", l.channels()));
