@@ -24,6 +24,7 @@
 #include "core/scoring/calibration.h"
 #include "core/scoring/scoring.h"
 #include "preprocess/preprocess.h"
+#include "tools/common/csv.h"
 #include "tools/common/dataset.h"
 #include "tools/common/progress.h"
 #include "tools/eval/metrics.h"
@@ -50,17 +51,6 @@ struct Scored {
   double sq_norm = NAN;
   double diff = NAN;
 };
-
-// RFC 4180: quote a field holding a comma, quote or line break; double the quotes inside.
-std::string CsvField(const std::string& v) {
-  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 bool InBucket(const Scored& s, const std::string& bucket) {
   if (!s.item.anomalous || bucket == "all") return true;

@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -13,6 +12,7 @@
 #include "core/runtime/native.h"
 #include "tests/integration/tools/train_eval_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tools/common/csv.h"
 #include "tools/eval/evaluator.h"
 #include "tools/train/trainer.h"
 
@@ -70,7 +70,7 @@ TEST(TrainEvalEndToEndTest, TrainedModelDetectsDefectsAndBeatsAnUntrainedDenoise
     EXPECT_EQ(line, "path,category,defect,difficulty,label,score,sq_norm,diff,map_max");
     int rows = 0, anomalous = 0;
     while (std::getline(csv, line)) {
-      const std::vector<std::string> f = absl::StrSplit(line, ',');
+      const std::vector<std::string> f = ParseCsvRow(line);
       ASSERT_EQ(f.size(), 9u) << line;
       EXPECT_EQ(f[4], f[2] == "good" ? "0" : "1") << line;
       EXPECT_GT(std::stod(f[6]), 0.0) << line;  // ‖z_T‖² of an inversion
