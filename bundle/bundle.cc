@@ -21,6 +21,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The encoder the manifest's filter_bank spec describes, for validation and for building it.
+core::FilterBankConfig FilterBankConfigOf(const v1::FilterBankEncoderSpec& e, int input_channels,
+                                          int input_size, int latent_size) {
+  core::FilterBankConfig cfg;
+  cfg.input_channels = input_channels;
+  cfg.input_size = input_size;
+  cfg.latent_size = latent_size;
+  if (e.scales_size() > 0) cfg.scales.assign(e.scales().begin(), e.scales().end());
+  cfg.laplacian = e.laplacian();
+  return cfg;
+}
+
 class CollectErrors : public google::protobuf::io::ErrorCollector {
  public:
   void AddError(int line, int column, const std::string& message) override {
@@ -149,10 +161,11 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
     if (in.width() != in.height()) return Invalid("encoder.conv", "needs a square input");
   }
   if (c.encoder().has_filter_bank()) {
-    const auto& e = c.encoder().filter_bank();
-    const int64_t scales = e.scales_size() > 0 ? e.scales_size() : 3;
-    const int64_t input_channels = in.channel_order() == v1::GRAY ? 1 : 3;
-    const int64_t ch = 10 * scales + 2 * input_channels + (e.laplacian() ? 2 : 0);
+    const int64_t ch =
+        FilterBankConfigOf(c.encoder().filter_bank(), in.channel_order() == v1::GRAY ? 1 : 3,
+                           in.width(), static_cast<int>(l.height()))
+            .latent()
+            .channels;
     if (ch != l.channels()) {
       return Invalid("encoder.filter_bank",
                      absl::StrCat("gives ", ch, " channels, latent.channels is ", l.channels()));
@@ -425,14 +438,11 @@ absl::StatusOr<std::unique_ptr<core::Pipeline>> BuildPipeline(const v1::ModelCon
         encoder,
         core::LoadTorchScriptEncoder(file(c.encoder().torchscript().file()), io, encoder_runtime));
   } else if (c.encoder().has_filter_bank()) {
-    const auto& e = c.encoder().filter_bank();
-    core::FilterBankConfig cfg;
-    cfg.input_channels = input.channels();
-    cfg.input_size = input.width;
-    cfg.latent_size = static_cast<int>(latent.height);
-    if (e.scales_size() > 0) cfg.scales.assign(e.scales().begin(), e.scales().end());
-    cfg.laplacian = e.laplacian();
-    INVAD_ASSIGN_OR_RETURN(encoder, core::CreateFilterBankEncoder(cfg, encoder_runtime));
+    INVAD_ASSIGN_OR_RETURN(
+        encoder, core::CreateFilterBankEncoder(
+                     FilterBankConfigOf(c.encoder().filter_bank(), input.channels(), input.width,
+                                        static_cast<int>(latent.height)),
+                     encoder_runtime));
   } else {
     const auto& e = c.encoder().conv();
     core::ConvEncoderConfig cfg;

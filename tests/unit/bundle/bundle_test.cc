@@ -246,6 +246,28 @@ TEST(ManifestExampleTest, DocumentedExampleIsValid) {
   EXPECT_OK(ValidateManifest(*c));
 }
 
+// The filter bank's channel count follows its spec: 10 per scale, 2 per input channel, 2 for the
+// Laplacian channels; a latent that disagrees is named.
+TEST(ManifestFilterBankTest, LatentChannelsFollowTheScalesAndTheLaplacian) {
+  v1::ModelConfig c = TinyManifest();
+  c.mutable_input()->set_channel_order(v1::RGB);
+  auto* fb = c.mutable_encoder()->mutable_filter_bank();  // replaces the conv encoder
+  fb->add_scales(1.0f);
+  fb->add_scales(2.0f);
+  fb->set_laplacian(true);
+  v1::FileEntry* f = c.add_files();  // the denoiser's weights (a filter bank has none)
+  f->set_path("denoiser.safetensors");
+  f->set_sha256(std::string(64, '0'));
+  f->set_size_bytes(1);
+  c.mutable_latent()->set_channels(10 * 2 + 2 * 3 + 2);
+  EXPECT_OK(ValidateManifest(c));
+  fb->set_laplacian(false);
+  EXPECT_THAT(ValidateManifest(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                            "gives 26 channels, latent.channels is 28"));
+  c.mutable_latent()->set_channels(26);
+  EXPECT_OK(ValidateManifest(c));
+}
+
 TEST(ServedPrecisionTest, AManifestThatSaysNothingGetsTheDevicesDefault) {
   EXPECT_EQ(ServedPrecision(v1::PRECISION_UNSPECIFIED, "cpu"), core::Precision::kFp32);
   EXPECT_EQ(ServedPrecision(v1::PRECISION_UNSPECIFIED, "cuda:1"), core::Precision::kBf16);
