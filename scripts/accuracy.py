@@ -324,10 +324,12 @@ def write_report(a, campaign, default, ablation):
           " I-AUROC, against a standard error of about ±0.04 for one category's I-AUROC near 0.9 "
           "with 30 defective and 20 normal test images (Hanley–McNeil): on textures with white "
           "pixel noise (grid, metal, tile, the washer) the finest scale holds mostly that noise. "
-          "Also tried and dropped (1500 "
-          "denoiser steps, K = 3): describing each cell relative to its image's median cell "
-          "(\"image context\", doubling the channels) — grid 0.848 vs 0.823, tile 0.837 vs 0.923 "
-          "I-AUROC; finer cells (`--latent_size 32 --dit_patch 2`, 240 s, with the Laplacian) — "
+          "Also tried and dropped, outside this "
+          "script (one run each, K = 3): describing each cell relative to its image's median cell "
+          "(\"image context\", doubling the channels; an experimental encoder option, not kept; "
+          "1500 denoiser steps) — grid 0.848 vs 0.823, tile 0.837 vs 0.923 "
+          "I-AUROC; finer cells (`invad-train --seed 11 --allowed_steps 3 --time_budget 240 "
+          "--latent_size 32 --dit_patch 2`, then `invad-eval --steps 3`, on this data) — "
           "grid 0.717 vs 0.863 (the denoiser reaches ε-loss 0.255 instead of 0.138 in the "
           "budget), washer 0.442 vs 0.780.\n")
 
