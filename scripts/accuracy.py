@@ -245,6 +245,14 @@ def auroc_se(auc, positives, negatives):
     return math.sqrt(var)
 
 
+def partial(done, total):
+    """The line a table of a stage still in progress gets (empty when complete)."""
+    if done >= total:
+        return ""
+    return (f"{done} of {total} categories done (the means are over those); the script resumes "
+            "the rest.\n")
+
+
 def write_report(a, campaign, default, ablation):
     cats = a.categories.split(",")
     out = []
@@ -397,9 +405,7 @@ def write_report(a, campaign, default, ablation):
                 cols[i].append(v)
             w(f"| {c} | " + " | ".join(fmt(v) for v in vals) + " |")
         w("| **mean** | " + " | ".join(fmt(mean(cols[i])) for i in range(6)) + " |\n")
-        if len(ab_cats) < len(cats):
-            w(f"{len(ab_cats)} of {len(cats)} categories done (the means are over those); the "
-              "script resumes the rest.\n")
+        w(partial(len(ab_cats), len(cats)))
         delta = {c: cat_metric(ablation[c]["lap"]["k3"], c, "all", "I-AUROC") -
                  cat_metric(ablation[c]["nolap"]["k3"], c, "all", "I-AUROC") for c in ab_cats}
         w("Where it matters: carpet is white noise blurred with σ = 1.3 px, so it has almost no "
@@ -444,9 +450,7 @@ def write_report(a, campaign, default, ablation):
             w(f"| {c} | {short['meta'].get('denoiser_steps')} | "
               f"{full['meta'].get('denoiser_steps')} | " + " | ".join(fmt(v) for v in vals) + " |")
         w("| **mean** | | | " + " | ".join(fmt(mean(cols[i])) for i in range(4)) + " |\n")
-        if len(budget_cats) < len(cats):
-            w(f"{len(budget_cats)} of {len(cats)} categories done (the means are over those); the "
-              "script resumes the rest.\n")
+        w(partial(len(budget_cats), len(cats)))
 
     if default:
         w("## Tried and dropped\n")
@@ -532,10 +536,16 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     stages = a.stages.split(",")
     data = stage_data(a)
-    default = stage_default(a, data, existing_only="default" not in stages)
-    ablation = stage_ablation(a, data, existing_only="ablation" not in stages)
-    campaign = stage_campaign(a, data, existing_only="campaign" not in stages)
-    if "report" in stages:
+    report = "report" in stages
+
+    def collect(stage, fn):
+        """A named stage trains; an unnamed one is only collected, and only for the report."""
+        return fn(a, data, existing_only=stage not in stages) if stage in stages or report else None
+
+    default = collect("default", stage_default)
+    ablation = collect("ablation", stage_ablation)
+    campaign = collect("campaign", stage_campaign)
+    if report:
         write_report(a, campaign, default, ablation)
 
 
