@@ -5,19 +5,25 @@
 #include <limits>
 #include <numeric>
 #include <unordered_map>
+#include <utility>
 
 namespace invad::tools {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Indices sorted by descending score.
-template <typename T>
-std::vector<size_t> Descending(absl::Span<const T> scores) {
-  std::vector<size_t> order(scores.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
-  return order;
+// (score, tag) pairs sorted by descending score; the order within a tie is unspecified, which no
+// caller sees (tied scores are swept as one threshold). Sorting the pairs themselves, not indices
+// into the scores, keeps the comparisons in contiguous memory: on 13 M pixels (200 images at
+// 256²) an index sort spent ~45 % of invad-eval's time on cache misses.
+template <typename T, typename Tag>
+std::vector<std::pair<T, Tag>> Descending(absl::Span<const T> scores, absl::Span<const Tag> tags) {
+  std::vector<std::pair<T, Tag>> sorted(scores.size());
+  for (size_t i = 0; i < scores.size(); ++i) sorted[i] = {scores[i], tags[i]};
+  std::sort(
+      sorted.begin(), sorted.end(),
+      [](const std::pair<T, Tag>& a, const std::pair<T, Tag>& b) { return a.first > b.first; });
+  return sorted;
 }
 
 // The (fp, tp) counts at each distinct threshold, descending, as sklearn's _binary_clf_curve.
@@ -28,15 +34,14 @@ struct Curve {
 
 Curve BinaryCurve(absl::Span<const double> scores, absl::Span<const int> labels) {
   Curve c;
-  const std::vector<size_t> order = Descending(scores);
+  const auto sorted = Descending(scores, labels);
   double fp = 0, tp = 0;
-  for (size_t k = 0; k < order.size(); ++k) {
-    const size_t i = order[k];
-    (labels[i] ? tp : fp) += 1;
-    if (k + 1 == order.size() || scores[order[k + 1]] != scores[i]) {
+  for (size_t k = 0; k < sorted.size(); ++k) {
+    (sorted[k].second ? tp : fp) += 1;
+    if (k + 1 == sorted.size() || sorted[k + 1].first != sorted[k].first) {
       c.fp.push_back(fp);
       c.tp.push_back(tp);
-      c.threshold.push_back(scores[i]);
+      c.threshold.push_back(sorted[k].first);
     }
   }
   c.positives = tp;
@@ -46,43 +51,40 @@ Curve BinaryCurve(absl::Span<const double> scores, absl::Span<const int> labels)
 
 }  // namespace
 
-double Auroc(absl::Span<const double> scores, absl::Span<const int> labels) {
+RankingMetrics Ranking(absl::Span<const double> scores, absl::Span<const int> labels) {
   const Curve c = BinaryCurve(scores, labels);
-  if (c.positives == 0 || c.negatives == 0) return kNaN;
-  double area = 0, prev_fp = 0, prev_tp = 0;
+  RankingMetrics m;
+  if (c.positives == 0) {
+    m.auroc = m.ap = m.f1.f1 = kNaN;
+    return m;
+  }
+  // AUROC by the trapezoid rule (ties count one half); AP as Σ (R_n − R_{n−1})·P_n; F1 at each
+  // distinct threshold.
+  double area = 0, prev_fp = 0, prev_tp = 0, prev_recall = 0;
   for (size_t k = 0; k < c.fp.size(); ++k) {
-    area += (c.fp[k] - prev_fp) * (c.tp[k] + prev_tp) / 2;  // trapezoid: ties count one half
+    area += (c.fp[k] - prev_fp) * (c.tp[k] + prev_tp) / 2;
     prev_fp = c.fp[k];
     prev_tp = c.tp[k];
+    const double precision = c.tp[k] / (c.tp[k] + c.fp[k]), recall = c.tp[k] / c.positives;
+    m.ap += (recall - prev_recall) * precision;
+    prev_recall = recall;
+    const double f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
+    if (f1 > m.f1.f1) m.f1 = {f1, c.threshold[k]};
   }
-  return area / (c.positives * c.negatives);
+  m.auroc = c.negatives == 0 ? kNaN : area / (c.positives * c.negatives);
+  return m;
+}
+
+double Auroc(absl::Span<const double> scores, absl::Span<const int> labels) {
+  return Ranking(scores, labels).auroc;
 }
 
 double AveragePrecision(absl::Span<const double> scores, absl::Span<const int> labels) {
-  const Curve c = BinaryCurve(scores, labels);
-  if (c.positives == 0) return kNaN;
-  double ap = 0, prev_recall = 0;
-  for (size_t k = 0; k < c.fp.size(); ++k) {
-    const double recall = c.tp[k] / c.positives, precision = c.tp[k] / (c.tp[k] + c.fp[k]);
-    ap += (recall - prev_recall) * precision;
-    prev_recall = recall;
-  }
-  return ap;
+  return Ranking(scores, labels).ap;
 }
 
 F1Max MaxF1(absl::Span<const double> scores, absl::Span<const int> labels) {
-  const Curve c = BinaryCurve(scores, labels);
-  F1Max best;
-  if (c.positives == 0) {
-    best.f1 = kNaN;
-    return best;
-  }
-  for (size_t k = 0; k < c.fp.size(); ++k) {
-    const double p = c.tp[k] / (c.tp[k] + c.fp[k]), r = c.tp[k] / c.positives;
-    const double f1 = p + r > 0 ? 2 * p * r / (p + r) : 0.0;
-    if (f1 > best.f1) best = {f1, c.threshold[k]};
-  }
-  return best;
+  return Ranking(scores, labels).f1;
 }
 
 double Aupro(absl::Span<const float> scores, absl::Span<const int32_t> regions, double fpr_limit) {
@@ -97,18 +99,18 @@ double Aupro(absl::Span<const float> scores, absl::Span<const int32_t> regions, 
   }
   if (region_size.empty() || negatives == 0) return kNaN;
   const double k = static_cast<double>(region_size.size());
-  const std::vector<size_t> order = Descending(scores);
+  const auto sorted = Descending(scores, regions);
   // Sweep thresholds from high to low; PRO = (1/K) Σ_k covered_k / size_k grows by 1/(K·size_k) per
   // positive pixel, FPR by 1/negatives per normal pixel. Tied scores move together.
   double fpr = 0, pro = 0, prev_fpr = 0, prev_pro = 0, area = 0;
-  for (size_t n = 0; n < order.size(); ++n) {
-    const size_t i = order[n];
-    if (regions[i] == 0) {
+  for (size_t n = 0; n < sorted.size(); ++n) {
+    const int32_t region = sorted[n].second;
+    if (region == 0) {
       fpr += 1 / negatives;
     } else {
-      pro += 1 / (k * region_size[regions[i]]);
+      pro += 1 / (k * region_size[region]);
     }
-    if (n + 1 < order.size() && scores[order[n + 1]] == scores[i]) continue;
+    if (n + 1 < sorted.size() && sorted[n + 1].first == sorted[n].first) continue;
     if (fpr >= fpr_limit) {  // interpolate the segment's end at the limit
       const double t = fpr > prev_fpr ? (fpr_limit - prev_fpr) / (fpr - prev_fpr) : 0.0;
       const double pro_at_limit = prev_pro + t * (pro - prev_pro);
