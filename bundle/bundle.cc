@@ -30,6 +30,7 @@ core::FilterBankConfig FilterBankConfigOf(const v1::FilterBankEncoderSpec& e, in
   cfg.latent_size = latent_size;
   if (e.scales_size() > 0) cfg.scales.assign(e.scales().begin(), e.scales().end());
   cfg.laplacian = e.laplacian();
+  cfg.periodic = e.periodic();
   return cfg;
 }
 

@@ -71,9 +71,16 @@ struct FilterBankConfig {
   // Two channels of fine detail: per cell, the mean |discrete Laplacian| of the grey image and the
   // maximum of its square blurred with σ = 1.5 px.
   bool laplacian = false;
+  // Four channels of periodic-texture residual: each image's dominant period along x and along y
+  // (the highest local maximum of its autocorrelation between 4 px and half the image), the grey
+  // image minus the mean of its neighbours one period away on both axes (those inside the image),
+  // blurred with σ = 1.5 and 3 px; per cell the mean and maximum magnitude of each. A periodic
+  // pattern cancels there and leaves the noise; a local defect does not cancel.
+  bool periodic = false;
 
   absl::Status Validate() const;
-  LatentShape latent() const;  // 10·|scales| + 2·input_channels + (laplacian ? 2 : 0) channels
+  // 10·|scales| + 2·input_channels + (laplacian ? 2 : 0) + (periodic ? 4 : 0) channels
+  LatentShape latent() const;
 };
 
 absl::StatusOr<std::unique_ptr<Encoder>> CreateFilterBankEncoder(const FilterBankConfig& config,

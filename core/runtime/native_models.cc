@@ -1,6 +1,7 @@
 // LibTorch translation unit 2 of the runtime: native models (DiT denoiser, conv encoder) and their
 // reference initialisation.
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <set>
 
@@ -412,6 +413,55 @@ std::vector<double> GaussianTaps(double sigma, int r) {
 // pixels so one noisy pixel does not dominate the maximum.
 constexpr double kLaplacianEnergySigma = 1.5;
 
+// Blurs of the periodic residual before its per-cell statistics, pixels.
+constexpr double kPeriodicSigmas[] = {1.5, 3.0};
+
+// The lag in [lo, hi) of the highest local maximum of the autocorrelation `ac` (indexed by lag);
+// lo when there is none.
+int64_t AutocorrelationPeak(const float* ac, int64_t stride, int64_t lo, int64_t hi) {
+  int64_t best = lo;
+  float best_value = -std::numeric_limits<float>::infinity();
+  for (int64_t i = std::max<int64_t>(lo, 1); i < hi; ++i) {
+    const float v = ac[i * stride];
+    if (v >= ac[(i - 1) * stride] && v >= ac[(i + 1) * stride] && v > best_value) {
+      best_value = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+// grey [N, 1, H, W] minus, per image, the mean of its neighbours one dominant period away along x
+// and along y (those inside the image; FilterBankConfig::periodic).
+torch::Tensor PeriodicResidual(const torch::Tensor& grey) {
+  const int64_t h = grey.size(2), w = grey.size(3);
+  const torch::Tensor centred = grey - grey.mean({2, 3}, /*keepdim=*/true);
+  const torch::Tensor f = torch::fft::rfft2(centred);
+  // Circular autocorrelation; lags are read only up to half the image, as the period.
+  const torch::Tensor ac =
+      torch::fft::irfft2(f * f.conj(), c10::IntArrayRef{h, w}).to(torch::kCPU).contiguous();
+  torch::Tensor out = torch::empty_like(grey);
+  for (int64_t b = 0; b < grey.size(0); ++b) {
+    const float* a = ac.data_ptr<float>() + b * h * w;
+    const int64_t px = AutocorrelationPeak(a, 1, 4, w / 2 - 1);
+    const int64_t py = AutocorrelationPeak(a, w, 4, h / 2 - 1);
+    const torch::Tensor g = grey[b][0];
+    torch::Tensor sum = torch::zeros_like(g), count = torch::zeros_like(g);
+    auto add = [&](int64_t dim, int64_t lag) {  // neighbours at +lag and −lag along dim
+      const int64_t n = g.size(dim) - lag;
+      if (n <= 0) return;
+      sum.narrow(dim, 0, n).add_(g.narrow(dim, lag, n));
+      count.narrow(dim, 0, n).add_(1);
+      sum.narrow(dim, lag, n).add_(g.narrow(dim, 0, n));
+      count.narrow(dim, lag, n).add_(1);
+    };
+    add(1, px);
+    add(0, py);
+    out[b][0].copy_(g - sum / count.clamp_min(1));
+  }
+  return out;
+}
+
 // x [N, 1, H, W] blurred with the 1-D `taps` (odd length) along both axes, reflect-padded, as
 // weighted sums of shifted slices.
 torch::Tensor SeparableBlur(const torch::Tensor& x, const std::vector<double>& taps) {
@@ -462,6 +512,10 @@ class FilterBankEncoder final : public Encoder {
         m->laplacian_taps_ = GaussianTaps(kLaplacianEnergySigma,
                                           static_cast<int>(std::ceil(3 * kLaplacianEnergySigma)));
       }
+      if (cfg.periodic) {
+        for (double sigma : kPeriodicSigmas)
+          m->periodic_taps_.push_back(GaussianTaps(sigma, static_cast<int>(std::ceil(3 * sigma))));
+      }
     });
     if (!s.ok()) return s;
     return m;
@@ -504,6 +558,14 @@ class FilterBankEncoder final : public Encoder {
         parts.push_back(torch::avg_pool2d(lap.abs(), cell));
         parts.push_back(torch::max_pool2d(SeparableBlur(lap * lap, laplacian_taps_), cell));
       }
+      if (cfg_.periodic) {
+        const torch::Tensor residual = PeriodicResidual(grey);
+        for (const std::vector<double>& taps : periodic_taps_) {
+          const torch::Tensor r = SeparableBlur(residual, taps).abs();
+          parts.push_back(torch::avg_pool2d(r, cell));
+          parts.push_back(torch::max_pool2d(r, cell));
+        }
+      }
       internal::CopyOut(torch::cat(parts, 1), z0);
     });
   }
@@ -520,7 +582,8 @@ class FilterBankEncoder final : public Encoder {
   torch::Device device_;
   std::vector<torch::Tensor> kernels_;  // per scale [5, 1, k, k]
   std::vector<int64_t> radii_;
-  std::vector<double> laplacian_taps_;  // Gaussian σ = kLaplacianEnergySigma
+  std::vector<double> laplacian_taps_;              // Gaussian σ = kLaplacianEnergySigma
+  std::vector<std::vector<double>> periodic_taps_;  // one per kPeriodicSigmas
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -676,7 +739,8 @@ absl::Status FilterBankConfig::Validate() const {
 }
 
 LatentShape FilterBankConfig::latent() const {
-  return {static_cast<int64_t>(10 * scales.size() + 2 * input_channels + (laplacian ? 2 : 0)),
+  return {static_cast<int64_t>(10 * scales.size() + 2 * input_channels + (laplacian ? 2 : 0) +
+                               (periodic ? 4 : 0)),
           latent_size, latent_size};
 }
 

@@ -40,6 +40,9 @@ ABSL_FLAG(std::vector<std::string>, filter_scales, (std::vector<std::string>{"1"
 ABSL_FLAG(bool, filter_laplacian, kDefaults.filter_laplacian,
           "Filter bank: add two fine-detail channels (the grey image's discrete Laplacian, mean "
           "magnitude and peak energy per cell).");
+ABSL_FLAG(bool, filter_periodic, kDefaults.filter_periodic,
+          "Filter bank: add four periodic-texture channels (the grey image minus its neighbours "
+          "one dominant period away, blurred; mean and peak magnitude per cell).");
 ABSL_FLAG(int, encoder_steps, 0,
           "Autoencoder steps (conv_ae); 0 = a quarter of --time_budget, else 300.");
 ABSL_FLAG(bool, normalize_latent, true, "Standardise z0 per channel (fitted on training images).");
@@ -115,6 +118,7 @@ int main(int argc, char** argv) {
   o.filter_scales =
       OrDie(invad::tools::ParseFloatList(absl::GetFlag(FLAGS_filter_scales), "filter_scales"));
   o.filter_laplacian = absl::GetFlag(FLAGS_filter_laplacian);
+  o.filter_periodic = absl::GetFlag(FLAGS_filter_periodic);
   o.encoder_steps = absl::GetFlag(FLAGS_encoder_steps);
   o.normalize_latent = absl::GetFlag(FLAGS_normalize_latent);
   o.dit_hidden = absl::GetFlag(FLAGS_dit_hidden);

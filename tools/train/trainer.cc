@@ -202,10 +202,11 @@ std::string Fingerprint(const TrainOptions& o, const std::vector<Item>& train) {
       "size=", o.image_size, ";ch=", o.channels, ";enc=", o.encoder, ";encf=", o.encoder_file,
       ";lc=", o.latent_channels, ";ls=", o.latent_size, ";cc=", absl::StrJoin(o.conv_channels, ","),
       ";co=", absl::StrJoin(o.conv_outputs, ","), ";fs=", absl::StrJoin(o.filter_scales, ","),
-      ";flap=", o.filter_laplacian, ";es=", o.encoder_steps, ";norm=", o.normalize_latent,
-      ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads, "/", o.dit_patch,
-      ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget, ";bs=", o.batch_size,
-      ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction, ";mv=", o.min_val, ";files=");
+      ";flap=", o.filter_laplacian, ";fper=", o.filter_periodic, ";es=", o.encoder_steps,
+      ";norm=", o.normalize_latent, ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads, "/",
+      o.dit_patch, ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget,
+      ";bs=", o.batch_size, ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction,
+      ";mv=", o.min_val, ";files=");
   for (const Item& it : train) absl::StrAppend(&s, it.category, "/", it.path, ";");
   return bundle::Sha256Hex(s);
 }
@@ -446,9 +447,11 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     fc.latent_size = o.latent_size;
     fc.scales = o.filter_scales;
     fc.laplacian = o.filter_laplacian;
+    fc.periodic = o.filter_periodic;
     INVAD_ASSIGN_OR_RETURN(encoder, core::CreateFilterBankEncoder(fc, enc_rt));
     for (float s : o.filter_scales) config.mutable_encoder()->mutable_filter_bank()->add_scales(s);
     config.mutable_encoder()->mutable_filter_bank()->set_laplacian(o.filter_laplacian);
+    config.mutable_encoder()->mutable_filter_bank()->set_periodic(o.filter_periodic);
   } else if (o.encoder == "torchscript") {
     INVAD_ASSIGN_OR_RETURN(std::string bytes, bundle::ReadFile(o.encoder_file));
     files.push_back({"encoder.pt", std::move(bytes)});

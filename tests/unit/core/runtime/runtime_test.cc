@@ -456,6 +456,53 @@ TEST(FilterBankEncoderTest, LaplacianChannelsSeeFineDetailOnlyWhereItIs) {
   EXPECT_NEAR(at(13, 1, 2), 0.0f, 1e-4f);
 }
 
+TEST(FilterBankEncoderTest, PeriodicChannelsCancelThePatternAndKeepTheDefect) {
+  FilterBankConfig cfg;
+  cfg.input_channels = 1;
+  cfg.input_size = 64;
+  cfg.latent_size = 8;
+  cfg.scales = {2.0f};
+  cfg.periodic = true;
+  EXPECT_EQ(cfg.latent(), (LatentShape{16, 8, 8}));
+  auto enc = CreateFilterBankEncoder(cfg, {});
+  ASSERT_OK(enc);
+  // A pattern with period 8 px along x and 16 px along y, and a 2×2 bright defect in cell (5, 5).
+  Tensor img({1, 1, 64, 64});
+  for (int y = 0; y < 64; ++y) {
+    for (int x = 0; x < 64; ++x) {
+      img.data()[y * 64 + x] = static_cast<float>(std::sin(2 * M_PI * x / 8) +
+                                                  0.5 * std::cos(2 * M_PI * y / 16));
+    }
+  }
+  Tensor clean({1, 1, 64, 64});
+  std::copy(img.data(), img.data() + img.numel(), clean.data());
+  for (int y = 42; y < 44; ++y) {
+    for (int x = 42; x < 44; ++x) img.data()[y * 64 + x] += 1.0f;
+  }
+  Tensor z, z_clean;
+  ASSERT_OK((*enc)->Encode(img, &z));
+  ASSERT_OK((*enc)->Encode(clean, &z_clean));
+  ASSERT_EQ(z.shape(), (Shape{1, 16, 8, 8}));
+  auto at = [](const Tensor& t, int c, int y, int x) { return t.data()[(c * 8 + y) * 8 + x]; };
+  // Channels 12..15: mean and max |residual| blurred with σ = 1.5, then σ = 3. The clean pattern
+  // cancels everywhere (its gradient channels do not: they see the pattern).
+  for (int c = 12; c < 16; ++c) {
+    for (int y = 0; y < 8; ++y) {
+      for (int x = 0; x < 8; ++x) ASSERT_NEAR(at(z_clean, c, y, x), 0.0f, 1e-4f) << c;
+    }
+  }
+  EXPECT_GT(at(z_clean, 0, 0, 0), 0.1f);
+  // The defect's cell holds the peak; a cell one period away sees a quarter of it (the defect is
+  // one of its four neighbours); cells beyond a period plus the blur's reach see nothing.
+  const float peak = at(z, 13, 5, 5);
+  EXPECT_GT(peak, 0.1f);
+  EXPECT_LT(at(z, 13, 5, 4), 0.5f * peak);  // 8 px to the left
+  EXPECT_GT(at(z, 13, 5, 4), 0.05f * peak);
+  EXPECT_NEAR(at(z, 13, 0, 0), 0.0f, 1e-4f);
+  EXPECT_NEAR(at(z, 15, 0, 0), 0.0f, 1e-4f);
+  EXPECT_GT(at(z, 12, 5, 5), at(z, 12, 0, 0) + 0.01f);
+}
+
 TEST(UpsampleCrossCheckTest, CoreBilinearEqualsLibTorch) {
   Tensor m = Random({1, 1, 16, 16}, 9);
   std::vector<float> ours(256 * 256);
