@@ -41,8 +41,9 @@ struct TrainOptions {
   // filter_bank: two fine-detail channels (discrete Laplacian of the grey image); on by default
   // since measured (docs/accuracy.md, "Fine detail").
   bool filter_laplacian = true;
-  // filter_bank: four periodic-texture residual channels (core::FilterBankConfig::periodic).
-  bool filter_periodic = false;
+  // filter_bank: four periodic-texture residual channels (core::FilterBankConfig::periodic); on
+  // by default since measured (docs/accuracy.md, "Periodic texture").
+  bool filter_periodic = true;
   int encoder_steps = 0;  // conv_ae: 0 = a quarter of the time budget, else 300
   bool normalize_latent = true;
 
