@@ -253,6 +253,14 @@ def auroc_se(auc, positives, negatives):
     return math.sqrt(var)
 
 
+def with_without(on, off, cat):
+    """An ablation row's values: I-AUROC, subtle I-AUROC and P-AUROC of two reports, each pair
+    as (with, without)."""
+    return [cat_metric(r, cat, bucket, metric)
+            for bucket, metric in (("all", "I-AUROC"), ("subtle", "I-AUROC"), ("all", "P-AUROC"))
+            for r in (on, off)]
+
+
 def partial(done, total):
     """The line a table of a stage still in progress gets (empty when complete)."""
     if done >= total:
@@ -412,9 +420,7 @@ def write_report(a, campaign, default, ablation):
         cols = {i: [] for i in range(6)}
         for c in per_cats:
             on, off = default[c]["k"][3], ablation[c]["noper"]["k3"]
-            vals = [cat_metric(on, c, "all", "I-AUROC"), cat_metric(off, c, "all", "I-AUROC"),
-                    cat_metric(on, c, "subtle", "I-AUROC"), cat_metric(off, c, "subtle", "I-AUROC"),
-                    cat_metric(on, c, "all", "P-AUROC"), cat_metric(off, c, "all", "P-AUROC")]
+            vals = with_without(on, off, c)
             for i, v in enumerate(vals):
                 cols[i].append(v)
             w(f"| {c} | {default[c]['meta'].get('train_seconds')} | "
@@ -449,9 +455,7 @@ def write_report(a, campaign, default, ablation):
         cols = {i: [] for i in range(6)}
         for c in ab_cats:
             on, off = ablation[c]["lap"]["k3"], ablation[c]["nolap"]["k3"]
-            vals = [cat_metric(on, c, "all", "I-AUROC"), cat_metric(off, c, "all", "I-AUROC"),
-                    cat_metric(on, c, "subtle", "I-AUROC"), cat_metric(off, c, "subtle", "I-AUROC"),
-                    cat_metric(on, c, "all", "P-AUROC"), cat_metric(off, c, "all", "P-AUROC")]
+            vals = with_without(on, off, c)
             for i, v in enumerate(vals):
                 cols[i].append(v)
             w(f"| {c} | " + " | ".join(fmt(v) for v in vals) + " |")
