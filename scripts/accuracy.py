@@ -113,32 +113,36 @@ def mean(values):
 
 
 def stage_data(a):
-    """Generates the study's data set; regenerates it when the arguments change. invad-datagen
-    seeds every image from (seed, category, split, index), so a larger test split leaves the
-    training images as they were: the trained models stay valid and only the reports are redone.
-    Another seed, training count or category list makes the models stale too."""
+    """Generates the study's data set. invad-datagen seeds every image from (seed, category,
+    split, index), so each category's images depend only on the seed and the split sizes: a
+    category not generated yet is added beside the others, and a run naming fewer categories
+    (--categories wood) leaves the rest alone. A different test split regenerates the data and
+    the reports but keeps the trained models (their training images are the same); only a
+    different seed or training count makes the models stale."""
     data = os.path.join(a.work, "data")
     stamp_path = os.path.join(a.work, "datagen.json")
-    categories = sorted(set(a.categories.split(",")) | set(a.campaign_categories.split(",")))
+    wanted = sorted(set(a.categories.split(",")) | set(a.campaign_categories.split(",")))
     stamp = {"seed": a.seed, "train": a.train, "test_good": a.test_good,
-             "test_per_defect": a.test_per_defect, "categories": categories}
+             "test_per_defect": a.test_per_defect}
     old = read_json(stamp_path) if os.path.exists(stamp_path) else None
+    have = old.pop("categories", []) if old else []
     if os.path.isdir(data) and old != stamp:
         # Without a stamp (data from before stamps) nothing proves the models stale: keep them.
-        changed_train = old is not None and any(
-            old.get(k) != stamp[k] for k in ("seed", "train", "categories"))
+        changed_train = old is not None and any(old.get(k) != stamp[k] for k in ("seed", "train"))
         stale = ["data", "reports"] + (["models"] if changed_train else [])
         log(f"datagen arguments changed: removing {', '.join(stale)}")
         for d in stale:
             shutil.rmtree(os.path.join(a.work, d), ignore_errors=True)
-    if not os.path.isdir(data):
-        log("datagen")
+        have = []
+    missing = [c for c in wanted if c not in have]
+    if missing:
+        log(f"datagen {','.join(missing)}")
         run([DATAGEN, "--out", data, "--seed", str(a.seed), "--train", str(a.train),
              "--test_good", str(a.test_good), "--test_per_defect", str(a.test_per_defect),
-             "--categories", ",".join(categories)],
+             "--categories", ",".join(missing)],
             os.path.join(a.work, "datagen.log"))
         with open(stamp_path, "w") as f:
-            json.dump(stamp, f)
+            json.dump(dict(stamp, categories=sorted(set(have) | set(missing))), f)
     return data
 
 
