@@ -470,8 +470,8 @@ TEST(FilterBankEncoderTest, PeriodicChannelsCancelThePatternAndKeepTheDefect) {
   Tensor img({1, 1, 64, 64});
   for (int y = 0; y < 64; ++y) {
     for (int x = 0; x < 64; ++x) {
-      img.data()[y * 64 + x] = static_cast<float>(std::sin(2 * M_PI * x / 8) +
-                                                  0.5 * std::cos(2 * M_PI * y / 16));
+      img.data()[y * 64 + x] =
+          static_cast<float>(std::sin(2 * M_PI * x / 8) + 0.5 * std::cos(2 * M_PI * y / 16));
     }
   }
   Tensor clean({1, 1, 64, 64});
