@@ -265,6 +265,28 @@ def with_without(on, off, cat):
             for r in (on, off)]
 
 
+def ablation_table(w, pairs, total, lead=()):
+    """Writes a with/without table — I-AUROC, subtle I-AUROC, P-AUROC — for `pairs` {category:
+    (report with, report without, leading cells)}, `lead` naming the leading columns, then its
+    mean row and the partial-stage line; returns each category's I-AUROC change."""
+    head = list(lead) + ["I-AUROC with", "without", "subtle I-AUROC with", "without",
+                         "P-AUROC with", "without"]
+    w("| category | " + " | ".join(head) + " |")
+    w("|" + "---|" * (len(head) + 1))
+    cols = {i: [] for i in range(6)}
+    delta = {}
+    for c, (on, off, cells) in pairs.items():
+        vals = with_without(on, off, c)
+        for i, v in enumerate(vals):
+            cols[i].append(v)
+        delta[c] = vals[0] - vals[1]
+        w(f"| {c} | " + "".join(f"{x} | " for x in cells) + " | ".join(fmt(v) for v in vals) + " |")
+    w("| **mean** | " + "| " * len(lead) + " | ".join(fmt(mean(cols[i])) for i in range(6)) +
+      " |\n")
+    w(partial(len(pairs), total))
+    return delta
+
+
 def partial(done, total):
     """The line a table of a stage still in progress gets (empty when complete)."""
     if done >= total:
@@ -418,23 +440,12 @@ def write_report(a, campaign, default, ablation):
           "the cell statistics no longer swing with the pattern's phase. Below, the default model "
           "against the same training without them (`--filter_periodic=false`), both "
           f"`--time_budget {a.budget}` and the same seed, K = 3.\n")
-        w("| category | train s with | without | I-AUROC with | without | subtle I-AUROC with | "
-          "without | P-AUROC with | without |")
-        w("|---|---|---|---|---|---|---|---|---|")
-        cols = {i: [] for i in range(6)}
-        for c in per_cats:
-            on, off = default[c]["k"][3], ablation[c]["noper"]["k3"]
-            vals = with_without(on, off, c)
-            for i, v in enumerate(vals):
-                cols[i].append(v)
-            w(f"| {c} | {default[c]['meta'].get('train_seconds')} | "
-              f"{ablation[c]['noper']['meta'].get('train_seconds')} | " +
-              " | ".join(fmt(v) for v in vals) + " |")
-        w("| **mean** | | | " + " | ".join(fmt(mean(cols[i])) for i in range(6)) + " |\n")
-        w(partial(len(per_cats), len(cats)))
+        gain = ablation_table(
+            w, {c: (default[c]["k"][3], ablation[c]["noper"]["k3"],
+                    [default[c]["meta"].get("train_seconds"),
+                     ablation[c]["noper"]["meta"].get("train_seconds")]) for c in per_cats},
+            len(cats), lead=["train s with", "without"])
         se = auroc_se(0.9, counts["defective"], counts["good"])
-        gain = {c: cat_metric(default[c]["k"][3], c, "all", "I-AUROC") -
-                cat_metric(ablation[c]["noper"]["k3"], c, "all", "I-AUROC") for c in per_cats}
         w("Changes in I-AUROC: " + ", ".join(f"{c} {d:+.3f}" for c, d in gain.items()) +
           f", against a standard error of about ±{se:.3f} for one category: the woven grid "
           "(period 11–14 px, pixel noise σ = 6) is where they matter; on textures without a "
@@ -453,20 +464,9 @@ def write_report(a, campaign, default, ablation):
           "σ = 1.5 px (`invad-train --filter_laplacian`, on by default). Below, the default's "
           "training with and without them (`--filter_laplacian=false`), both with "
           f"`--time_budget {a.ablation_budget}` and the same seed, K = 3.\n")
-        w("| category | I-AUROC with | without | subtle I-AUROC with | without | P-AUROC with | "
-          "without |")
-        w("|---|---|---|---|---|---|---|")
-        cols = {i: [] for i in range(6)}
-        for c in ab_cats:
-            on, off = ablation[c]["lap"]["k3"], ablation[c]["nolap"]["k3"]
-            vals = with_without(on, off, c)
-            for i, v in enumerate(vals):
-                cols[i].append(v)
-            w(f"| {c} | " + " | ".join(fmt(v) for v in vals) + " |")
-        w("| **mean** | " + " | ".join(fmt(mean(cols[i])) for i in range(6)) + " |\n")
-        w(partial(len(ab_cats), len(cats)))
-        delta = {c: cat_metric(ablation[c]["lap"]["k3"], c, "all", "I-AUROC") -
-                 cat_metric(ablation[c]["nolap"]["k3"], c, "all", "I-AUROC") for c in ab_cats}
+        delta = ablation_table(
+            w, {c: (ablation[c]["lap"]["k3"], ablation[c]["nolap"]["k3"], []) for c in ab_cats},
+            len(cats))
         w("Where it matters: carpet is white noise blurred with σ = 1.3 px, so it has almost no "
           "energy at the finest scale, while a defect's edge is a sharp step. The "
           "Gaussian-derivative scales (σ ≥ 1 px) average that step away together with the noise; "
