@@ -415,6 +415,8 @@ constexpr double kLaplacianEnergySigma = 1.5;
 
 // Blurs of the periodic residual before its per-cell statistics, pixels.
 constexpr double kPeriodicSigmas[] = {1.5, 3.0};
+// The smallest input the periodic channels accept: the σ = 3 blur reflect-pads by 9 px.
+constexpr int kPeriodicMinInput = 16;
 
 // The lag in [lo, hi) of the highest local maximum of the autocorrelation `ac` (indexed by lag);
 // lo when there is none.
@@ -734,6 +736,12 @@ absl::Status FilterBankConfig::Validate() const {
       return absl::InvalidArgumentError(
           absl::StrCat("filter_bank.scales: ", s, " must be in [0.5, input_size/8]"));
     }
+  }
+  // The periodic residual looks for periods from 4 px and blurs with σ up to 3 px (reflect-padded
+  // by 9 px, which needs a larger image).
+  if (periodic && input_size < kPeriodicMinInput) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "filter_bank.periodic needs input_size >= ", kPeriodicMinInput, ", got ", input_size));
   }
   return absl::OkStatus();
 }

@@ -501,6 +501,13 @@ TEST(FilterBankEncoderTest, PeriodicChannelsCancelThePatternAndKeepTheDefect) {
   EXPECT_NEAR(at(z, 13, 0, 0), 0.0f, 1e-4f);
   EXPECT_NEAR(at(z, 15, 0, 0), 0.0f, 1e-4f);
   EXPECT_GT(at(z, 12, 5, 5), at(z, 12, 0, 0) + 0.01f);
+  // Too small an input for the σ = 3 blur: refused by the config, not by LibTorch at Encode.
+  cfg.input_size = 8;
+  cfg.scales = {1.0f};
+  EXPECT_THAT(CreateFilterBankEncoder(cfg, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "periodic needs input_size >= 16"));
+  cfg.periodic = false;
+  EXPECT_OK(CreateFilterBankEncoder(cfg, {}));
 }
 
 TEST(UpsampleCrossCheckTest, CoreBilinearEqualsLibTorch) {
