@@ -156,9 +156,17 @@ class Model:
                     json.dump({"args": self.args, "instance": time.time_ns()}, f)
             self._version = latest_version(model)
             self.instance = read_json(args_path)["instance"]
+            rec = self.a.store.models.get(self.name)
+            if rec is not None and rec.get("instance") != self.instance:
+                # The work folder holds another instance than the record's (same arguments,
+                # another training): its reports are redone, never mixed with the record's.
+                log(f"{self.name}: the work folder's model is not the recorded one, "
+                    "re-evaluating it")
+                self.a.store.drop_model(self.name)
             if self.name not in self.a.store.models:
                 self.a.store.models[self.name] = {"args": self.args,
                                                   "meta": bundle_metadata(self._version),
+                                                  "instance": self.instance,
                                                   "commit": git_commit(), "env": machine()}
                 self.a.store.save()
         return self._version
