@@ -133,16 +133,20 @@ class Model:
     def known(self, runs):
         """Whether the report stage alone can use it: trained in the work folder, or every one of
         `runs` [(name, invad-eval args)] on record for it."""
-        return trained(self.a.work, self.name) or all(
-            recorded(self.a, self, n, args) for n, args in runs)
+        return self.in_work() or all(recorded(self.a, self, n, args) for n, args in runs)
+
+    def in_work(self):
+        """Whether the work folder holds it, trained with these arguments."""
+        args_path = os.path.join(self.a.work, "models", self.name, "study_args.json")
+        return (trained(self.a.work, self.name) and os.path.exists(args_path) and
+                read_json(args_path)["args"] == self.args)
 
     def path(self):
         """Its version folder, training it first when the work folder lacks it."""
         if self._version is None:
             model = os.path.join(self.a.work, "models", self.name)
             args_path = os.path.join(model, "study_args.json")
-            if trained(self.a.work, self.name) and (
-                    not os.path.exists(args_path) or read_json(args_path)["args"] != self.args):
+            if trained(self.a.work, self.name) and not self.in_work():
                 log(f"{self.name}: trained with other arguments, training it again")
                 shutil.rmtree(model)
             if not trained(self.a.work, self.name):
