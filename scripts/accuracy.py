@@ -206,11 +206,6 @@ def bundle_metadata(version):
     return meta
 
 
-def train(a, name, data, args):
-    """The model work/models/<name> trained with `args` (lazily: see Model)."""
-    return Model(a, name, data, args)
-
-
 def recorded(a, model, name, args):
     rec = a.store.reports.get(name)
     return rec is not None and rec["model"] == model.name and rec["args"] == args
@@ -309,7 +304,7 @@ def stage_campaign(a, data, existing_only=False):
                 # ablation stage measures on the default model.
                 extra = (["--filter_laplacian=false", "--filter_periodic=false"]
                          if enc == "filter_bank" else [])
-                model = train(a, name, os.path.join(data, cat),
+                model = Model(a, name, os.path.join(data, cat),
                               ["--encoder", enc, "--time_budget", str(a.campaign_budget),
                                "--allowed_steps", "3", "--seed", str(a.seed)] + dit + extra)
                 runs = [(name, ["--steps", "3"])]
@@ -342,7 +337,7 @@ def stage_default(a, data, existing_only=False):
     res = {}
     for cat in a.categories.split(","):
         d = os.path.join(data, cat)
-        model = train(a, f"default_{cat}", d, default_training(a))
+        model = Model(a, f"default_{cat}", d, default_training(a))
         runs = [(f"default_{cat}_k{k}", ["--steps", str(k)]) for k in K_TABLE]
         runs += [(f"default_{cat}_recon_r{noise}",
                   ["--mode", "reconstruction", "--steps", str(RECON_POINTS), "--noise_index",
@@ -375,7 +370,7 @@ def stage_ablation(a, data, existing_only=False):
         for cat in a.categories.split(","):
             name = f"ablation_{variant}_{cat}"
             d = os.path.join(data, cat)
-            model = train(a, name, d, default_training(a, budget) + extra)
+            model = Model(a, name, d, default_training(a, budget) + extra)
             runs = [(name, ["--steps", "3"])]
             if existing_only and not model.known(runs):
                 continue
