@@ -31,6 +31,7 @@ core::FilterBankConfig FilterBankConfigOf(const v1::FilterBankEncoderSpec& e, in
   if (e.scales_size() > 0) cfg.scales.assign(e.scales().begin(), e.scales().end());
   cfg.laplacian = e.laplacian();
   cfg.periodic = e.periodic();
+  cfg.rotational = e.rotational();
   return cfg;
 }
 

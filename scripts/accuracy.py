@@ -20,6 +20,7 @@ nothing, but its runs on record (or trained in --work) still reach the report:
   report    writes docs/accuracy.md from the record.
 
 Usage: scripts/accuracy.py [--stages data,default,ablation,campaign,report] [--work build/accuracy]
+                           [--redo MODEL,...]  (after a code change the arguments do not show)
 Binaries come from build/release (make test builds them).
 """
 import argparse
@@ -44,6 +45,7 @@ DENOISERS = {"small": ["--dit_hidden", "64", "--dit_depth", "2", "--dit_heads", 
              "medium": ["--dit_hidden", "128", "--dit_depth", "3", "--dit_heads", "4"]}
 K_TABLE = [1, 2, 3, 5, 10, 50]
 RECON_POINTS = 10
+ROUND_PART = 0.9  # core::kRoundPartThreshold: --filter_rotational=auto's threshold
 
 
 def log(msg):
@@ -363,11 +365,16 @@ def stage_ablation(a, data, existing_only=False):
     # The default without its periodic-texture channels, at the default's budget (the default is
     # the run with them); then every category's run with the Laplacian channels first: they are
     # also the budget comparison's.
+    # Then, where the default turned the rotational channels on (round parts), the default
+    # without them.
     variants = [("noper", a.budget, ["--filter_periodic=false"]),
+                ("norot", a.budget, ["--filter_rotational=false"]),
                 ("lap", a.ablation_budget, []),
                 ("nolap", a.ablation_budget, ["--filter_laplacian=false"])]
     for variant, budget, extra in variants:
         for cat in a.categories.split(","):
+            if variant == "norot" and not round_part(a, cat):
+                continue
             name = f"ablation_{variant}_{cat}"
             d = os.path.join(data, cat)
             model = Model(a, name, d, default_training(a, budget) + extra)
@@ -377,6 +384,13 @@ def stage_ablation(a, data, existing_only=False):
             k3 = evaluate_all(a, model, d, runs)[name]
             res.setdefault(cat, {})[variant] = {"meta": model.meta, "k3": k3}
     return res
+
+
+def round_part(a, cat):
+    """Whether the category's default model (on record) has the rotational channels on: invad-train
+    --filter_rotational=auto found one round part in its training images."""
+    rec = a.store.models.get(f"default_{cat}")
+    return rec is not None and float(rec["meta"].get("foreground_roundness", 0)) >= ROUND_PART
 
 
 def fmt(v, digits=3):
@@ -607,6 +621,34 @@ def write_report(a, campaign, default, ablation):
           "period (metal, carpet) or a period longer than a cell (tile, 60–68 px; wood) the "
           "channels add little, and the washer's pattern is radial, not periodic.\n")
 
+    rot_cats = [c for c in cats if ablation and "norot" in ablation.get(c, {}) and
+                default and c in default]
+    if default:
+        w("## Round parts: the filter bank's rotational channels\n")
+        w("With `invad-train --filter_rotational=auto` (the default) the filter bank adds four "
+          "channels per cell when the training images show one round part: the grey image minus "
+          "the mean of its rotations by ±20° about the part's centroid, blurred with σ = 1.5 and "
+          "3 px, by mean and maximum magnitude. Rings, rims and one-sided shading cancel there "
+          "whatever the part's pose; a local defect does not. *Roundness* = the median over the "
+          "training images of the IoU of the foreground (two-class threshold, the class off the "
+          "border) with its own 20° turn, 0 when the foreground touches the border (a texture); "
+          f"the channels go on at >= {ROUND_PART}. Per category (default models): " +
+          ", ".join(f"{c} {float(default[c]['meta'].get('foreground_roundness', 'nan')):.3f}"
+                    for c in cats if c in default) + ".\n")
+        if rot_cats:
+            w("Where they are on, the default model against the same training without them "
+              f"(`--filter_rotational=false`), both `--time_budget {a.budget}` and the same seed, "
+              "K = 3:\n")
+            gain = ablation_table(
+                w, {c: (default[c]["k"][3], ablation[c]["norot"]["k3"],
+                        [default[c]["meta"].get("train_seconds"),
+                         ablation[c]["norot"]["meta"].get("train_seconds")]) for c in rot_cats},
+                len([c for c in cats if c in default and round_part(a, c)]),
+                lead=["train s with", "without"])
+            se = auroc_se(0.9, counts["defective"], counts["good"])
+            w("Changes in I-AUROC: " + ", ".join(f"{c} {d:+.3f}" for c, d in gain.items()) +
+              f", against a standard error of about ±{se:.3f} for one category.\n")
+
     ab_cats = [c for c in cats if ablation and "lap" in ablation.get(c, {}) and
                "nolap" in ablation.get(c, {})]
     if ab_cats:
@@ -713,7 +755,8 @@ def write_report(a, campaign, default, ablation):
            if len(campaign) < total else ".\n"))
         w("Denoisers: small = DiT width 64, depth 2; medium = width 128, depth 3 (4 heads, patch 1). "
           "Encoders: `filter_bank` = Gaussian-derivative filter-bank statistics (no weights; here "
-          "without the Laplacian and periodic channels, see the ablations); "
+          "without the Laplacian and periodic channels, see the ablations; with the rotational "
+          "channels where `--filter_rotational=auto` turns them on, the washer); "
           "`conv_random` = the native conv encoder with fixed random weights; `conv_ae` = the same "
           "encoder trained as an autoencoder on the normal images, then frozen. Final ε-loss = mean "
           "training loss of the last tenth of the steps: the conv encoders' 224-channel latents "
@@ -749,6 +792,10 @@ def main():
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--runs", default=RUNS,
                    help="the study's record of trained models and reports (committed)")
+    p.add_argument("--redo", default="",
+                   help="models (comma-separated names) to train and evaluate again although "
+                   "their arguments did not change: after a code change that alters what the "
+                   "same arguments train (the named stages redo them)")
     a = p.parse_args()
     a.runs = os.path.abspath(a.runs)
     a.work = os.path.abspath(a.work)
@@ -756,6 +803,12 @@ def main():
     stages = a.stages.split(",")
     data = stage_data(a)
     a.store = Store(a.runs, a.stamp)
+    for name in filter(None, a.redo.split(",")):
+        log(f"{name}: redone on request, dropping its records and work folder")
+        a.store.drop_model(name)
+        shutil.rmtree(os.path.join(a.work, "models", name), ignore_errors=True)
+    if a.redo:
+        a.store.save()
     report = "report" in stages
 
     def collect(stage, fn):

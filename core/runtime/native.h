@@ -77,14 +77,35 @@ struct FilterBankConfig {
   // blurred with σ = 1.5 and 3 px; per cell the mean and maximum magnitude of each. A periodic
   // pattern cancels there and leaves the noise; a local defect does not cancel.
   bool periodic = false;
+  // Four channels of rotational residual, for round parts (washers, caps, bearings) at any angle:
+  // the grey image minus the mean of its rotations by ±kRotationalAngle about the foreground's
+  // centroid (ForegroundOf below), blurred with σ = 1.5 and 3 px; per cell the mean and maximum
+  // magnitude of each. Rings, rims and shading that vary slowly with the angle cancel there; a
+  // local defect does not.
+  bool rotational = false;
 
   absl::Status Validate() const;
-  // 10·|scales| + 2·input_channels + (laplacian ? 2 : 0) + (periodic ? 4 : 0) channels
+  // 10·|scales| + 2·input_channels + 2·laplacian + 4·periodic + 4·rotational channels
   LatentShape latent() const;
 };
 
 absl::StatusOr<std::unique_ptr<Encoder>> CreateFilterBankEncoder(const FilterBankConfig& config,
                                                                  const RuntimeOptions& options);
+
+// The rotational channels' angle, radians (20°): a defect up to ~12 px across at 35 px from the
+// centre does not overlap its own rotated copies; a part lit from one side (cos θ shading) leaves
+// 1 − cos 20° = 6 % of its shading's amplitude.
+inline constexpr double kRotationalAngle = 0.349066;
+
+// How well FilterBankConfig::rotational suits a set of preprocessed images [N, C, H, W] (any
+// normalisation): per image, the foreground is the class of a two-class (isodata) threshold of the
+// grey image that holds fewer of the border pixels; the image's roundness is the IoU of that
+// foreground with its own rotation by kRotationalAngle about its centroid, and 0 when the
+// foreground covers more than 5 % of the border or less than 1 % of the image (a texture, no
+// single part). Returns the median over the images. invad-train --filter_rotational=auto turns
+// the channels on at >= kRoundPartThreshold.
+absl::StatusOr<double> ForegroundRoundness(const Tensor& images);
+inline constexpr double kRoundPartThreshold = 0.9;
 
 // Kaiming-uniform conv weights (fixed random features until a trained encoder replaces them).
 NamedTensors InitConvEncoderWeights(const ConvEncoderConfig& config, uint64_t seed);

@@ -1,5 +1,6 @@
 // LibTorch translation unit 2 of the runtime: native models (DiT denoiser, conv encoder) and their
 // reference initialisation.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -464,6 +465,69 @@ torch::Tensor PeriodicResidual(const torch::Tensor& grey) {
   return out;
 }
 
+// grey [N, 1, H, W]: the foreground mask (1 inside) of each image and the fraction of its border
+// pixels the foreground covers (ForegroundRoundness).
+struct Foreground {
+  torch::Tensor mask;    // [N, 1, H, W], 0/1
+  torch::Tensor border;  // [N]
+};
+Foreground ForegroundOf(const torch::Tensor& grey) {
+  const std::vector<int64_t> hw{2, 3};
+  torch::Tensor t = grey.mean(hw, /*keepdim=*/true);
+  for (int i = 0; i < 10; ++i) {  // isodata: the threshold halfway between the classes' means
+    const torch::Tensor hi = (grey > t).to(grey.dtype()), lo = 1 - hi;
+    t = 0.5 * ((grey * hi).sum(hw, true) / hi.sum(hw, true).clamp_min(1) +
+               (grey * lo).sum(hw, true) / lo.sum(hw, true).clamp_min(1));
+  }
+  torch::Tensor mask = (grey > t).to(grey.dtype());
+  const int64_t h = grey.size(2), w = grey.size(3);
+  torch::Tensor border =
+      torch::cat(
+          {mask.select(2, 0), mask.select(2, h - 1), mask.select(3, 0), mask.select(3, w - 1)}, 2)
+          .mean({1, 2});
+  const torch::Tensor dark = (border > 0.5).to(grey.dtype()).view({-1, 1, 1, 1});
+  mask = dark * (1 - mask) + (1 - dark) * mask;  // the class that holds fewer border pixels
+  border = torch::min(border, 1 - border);
+  return {mask, border};
+}
+
+// x [N, C, H, W] rotated by `angle` about per-image centres cx, cy [N] (normalised coordinates,
+// align_corners = false), bilinear, border-padded: out(p) = x(R(angle)·(p − c) + c).
+torch::Tensor RotateAbout(const torch::Tensor& x, const torch::Tensor& cx, const torch::Tensor& cy,
+                          double angle, bool nearest = false) {
+  namespace F = torch::nn::functional;
+  const double c = std::cos(angle), s = std::sin(angle);
+  const torch::Tensor theta =
+      torch::stack({torch::full_like(cx, c), torch::full_like(cx, -s), cx - (c * cx - s * cy),
+                    torch::full_like(cx, s), torch::full_like(cx, c), cy - (s * cx + c * cy)},
+                   1)
+          .view({-1, 2, 3});
+  const torch::Tensor grid = F::affine_grid(theta, x.sizes(), /*align_corners=*/false);
+  auto options = F::GridSampleFuncOptions().padding_mode(torch::kBorder).align_corners(false);
+  if (nearest) options.mode(torch::kNearest);
+  return F::grid_sample(x, grid, options);
+}
+
+// The foreground's centroid per image, normalised coordinates (image centre when empty).
+std::pair<torch::Tensor, torch::Tensor> CentroidOf(const torch::Tensor& mask) {
+  const int64_t h = mask.size(2), w = mask.size(3);
+  const auto opt = mask.options();
+  const torch::Tensor xs = (2 * torch::arange(w, opt) + 1) / w - 1;  // pixel centres
+  const torch::Tensor ys = (2 * torch::arange(h, opt) + 1) / h - 1;
+  const torch::Tensor n = mask.sum({1, 2, 3});
+  const torch::Tensor cx = (mask * xs.view({1, 1, 1, w})).sum({1, 2, 3}) / n.clamp_min(1);
+  const torch::Tensor cy = (mask * ys.view({1, 1, h, 1})).sum({1, 2, 3}) / n.clamp_min(1);
+  return {cx, cy};
+}
+
+// grey [N, 1, H, W] minus the mean of its rotations by ±kRotationalAngle about each image's
+// foreground centroid (FilterBankConfig::rotational).
+torch::Tensor RotationalResidual(const torch::Tensor& grey) {
+  const auto [cx, cy] = CentroidOf(ForegroundOf(grey).mask);
+  return grey - 0.5 * (RotateAbout(grey, cx, cy, kRotationalAngle) +
+                       RotateAbout(grey, cx, cy, -kRotationalAngle));
+}
+
 // x [N, 1, H, W] blurred with the 1-D `taps` (odd length) along both axes, reflect-padded, as
 // weighted sums of shifted slices.
 torch::Tensor SeparableBlur(const torch::Tensor& x, const std::vector<double>& taps) {
@@ -514,7 +578,7 @@ class FilterBankEncoder final : public Encoder {
         m->laplacian_taps_ = GaussianTaps(kLaplacianEnergySigma,
                                           static_cast<int>(std::ceil(3 * kLaplacianEnergySigma)));
       }
-      if (cfg.periodic) {
+      if (cfg.periodic || cfg.rotational) {
         for (double sigma : kPeriodicSigmas)
           m->periodic_taps_.push_back(GaussianTaps(sigma, static_cast<int>(std::ceil(3 * sigma))));
       }
@@ -560,21 +624,24 @@ class FilterBankEncoder final : public Encoder {
         parts.push_back(torch::avg_pool2d(lap.abs(), cell));
         parts.push_back(torch::max_pool2d(SeparableBlur(lap * lap, laplacian_taps_), cell));
       }
-      if (cfg_.periodic) {
-        const torch::Tensor residual = PeriodicResidual(grey);
+      // Residuals (periodic, rotational): per blur, the cell mean and maximum magnitude.
+      auto residual_stats = [&](const torch::Tensor& residual) {
         for (const std::vector<double>& taps : periodic_taps_) {
           const torch::Tensor r = SeparableBlur(residual, taps).abs();
           parts.push_back(torch::avg_pool2d(r, cell));
           parts.push_back(torch::max_pool2d(r, cell));
         }
-      }
+      };
+      if (cfg_.periodic) residual_stats(PeriodicResidual(grey));
+      if (cfg_.rotational) residual_stats(RotationalResidual(grey));
       internal::CopyOut(torch::cat(parts, 1), z0);
     });
   }
   LatentShape latent_shape() const override { return cfg_.latent(); }
   std::string Describe() const override {
     return absl::StrCat("filter-bank-encoder(scales=", absl::StrJoin(cfg_.scales, "/"),
-                        cfg_.laplacian ? ", laplacian" : "", ", ", device_.str(), ")");
+                        cfg_.laplacian ? ", laplacian" : "", cfg_.periodic ? ", periodic" : "",
+                        cfg_.rotational ? ", rotational" : "", ", ", device_.str(), ")");
   }
 
  private:
@@ -585,7 +652,7 @@ class FilterBankEncoder final : public Encoder {
   std::vector<torch::Tensor> kernels_;  // per scale [5, 1, k, k]
   std::vector<int64_t> radii_;
   std::vector<double> laplacian_taps_;              // Gaussian σ = kLaplacianEnergySigma
-  std::vector<std::vector<double>> periodic_taps_;  // one per kPeriodicSigmas
+  std::vector<std::vector<double>> periodic_taps_;  // one per kPeriodicSigmas (both residuals)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -743,12 +810,16 @@ absl::Status FilterBankConfig::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat(
         "filter_bank.periodic needs input_size >= ", kPeriodicMinInput, ", got ", input_size));
   }
+  if (rotational && input_size < kPeriodicMinInput) {  // the same blurs
+    return absl::InvalidArgumentError(absl::StrCat(
+        "filter_bank.rotational needs input_size >= ", kPeriodicMinInput, ", got ", input_size));
+  }
   return absl::OkStatus();
 }
 
 LatentShape FilterBankConfig::latent() const {
   return {static_cast<int64_t>(10 * scales.size() + 2 * input_channels + (laplacian ? 2 : 0) +
-                               (periodic ? 4 : 0)),
+                               (periodic ? 4 : 0) + (rotational ? 4 : 0)),
           latent_size, latent_size};
 }
 
@@ -757,6 +828,35 @@ absl::StatusOr<std::unique_ptr<Encoder>> CreateFilterBankEncoder(const FilterBan
   auto m = FilterBankEncoder::Create(config, options);
   if (!m.ok()) return m.status();
   return std::unique_ptr<Encoder>(std::move(*m));
+}
+
+absl::StatusOr<double> ForegroundRoundness(const Tensor& images) {
+  if (images.rank() != 4 || images.dim(0) < 1 || images.dim(2) < 8 || images.dim(3) < 8) {
+    return absl::InvalidArgumentError(
+        "ForegroundRoundness: images must be [N >= 1, C, H >= 8, W >= 8]");
+  }
+  double out = 0;
+  absl::Status s = Guarded("measuring the foreground's roundness", [&] {
+    c10::InferenceMode guard;
+    std::vector<torch::Tensor> scores;
+    constexpr int64_t kChunk = 32;  // bounds the temporaries for large training sets
+    for (int64_t i = 0; i < images.dim(0); i += kChunk) {
+      const Tensor chunk = images.Slice(i, std::min(kChunk, images.dim(0) - i));
+      const torch::Tensor grey = internal::View(chunk).mean(1, /*keepdim=*/true);
+      const Foreground fg = ForegroundOf(grey);
+      const auto [cx, cy] = CentroidOf(fg.mask);
+      const torch::Tensor turned = RotateAbout(fg.mask, cx, cy, kRotationalAngle, /*nearest=*/true);
+      const std::vector<int64_t> dims{1, 2, 3};
+      const torch::Tensor iou =
+          (fg.mask * turned).sum(dims) / torch::max(fg.mask, turned).sum(dims).clamp_min(1);
+      const torch::Tensor area = fg.mask.mean(dims);
+      const torch::Tensor part = (fg.border <= 0.05).logical_and(area >= 0.01);
+      scores.push_back(torch::where(part, iou, torch::zeros_like(iou)));
+    }
+    out = torch::cat(scores).median().item<double>();
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<Encoder>> CreateNativeConvEncoder(const ConvEncoderConfig& config,

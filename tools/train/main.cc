@@ -43,6 +43,11 @@ ABSL_FLAG(bool, filter_laplacian, kDefaults.filter_laplacian,
 ABSL_FLAG(bool, filter_periodic, kDefaults.filter_periodic,
           "Filter bank: add four periodic-texture channels (the grey image minus its neighbours "
           "one dominant period away, blurred; mean and peak magnitude per cell).");
+ABSL_FLAG(std::string, filter_rotational, kDefaults.filter_rotational,
+          "Filter bank: four rotational-residual channels for round parts (the grey image minus "
+          "its rotations by +-20 degrees about the part's centroid, blurred; mean and peak "
+          "magnitude per cell): auto (on when the training images show one round part on a "
+          "plain background), true or false.");
 ABSL_FLAG(int, encoder_steps, 0,
           "Autoencoder steps (conv_ae); 0 = a quarter of --time_budget, else 300.");
 ABSL_FLAG(bool, normalize_latent, true, "Standardise z0 per channel (fitted on training images).");
@@ -119,6 +124,7 @@ int main(int argc, char** argv) {
       OrDie(invad::tools::ParseFloatList(absl::GetFlag(FLAGS_filter_scales), "filter_scales"));
   o.filter_laplacian = absl::GetFlag(FLAGS_filter_laplacian);
   o.filter_periodic = absl::GetFlag(FLAGS_filter_periodic);
+  o.filter_rotational = absl::GetFlag(FLAGS_filter_rotational);
   o.encoder_steps = absl::GetFlag(FLAGS_encoder_steps);
   o.normalize_latent = absl::GetFlag(FLAGS_normalize_latent);
   o.dit_hidden = absl::GetFlag(FLAGS_dit_hidden);

@@ -67,6 +67,11 @@ absl::Status Validate(const TrainOptions& o) {
     return bad("--encoder torchscript needs --encoder_file and --latent_channels");
   if (o.latent_size < 1 || o.image_size % o.latent_size != 0)
     return bad("--latent_size must divide --image_size");
+  if (o.filter_rotational != "auto" && o.filter_rotational != "true" &&
+      o.filter_rotational != "false") {
+    return bad(
+        absl::StrCat("--filter_rotational ", o.filter_rotational, ": must be auto, true or false"));
+  }
   const int given = (o.steps > 0) + (o.epochs > 0) + (o.time_budget > 0);
   if (given > 1) return bad("give at most one of --steps, --epochs, --time_budget");
   if (o.steps < 0 || o.epochs < 0 || o.time_budget < 0)
@@ -202,11 +207,11 @@ std::string Fingerprint(const TrainOptions& o, const std::vector<Item>& train) {
       "size=", o.image_size, ";ch=", o.channels, ";enc=", o.encoder, ";encf=", o.encoder_file,
       ";lc=", o.latent_channels, ";ls=", o.latent_size, ";cc=", absl::StrJoin(o.conv_channels, ","),
       ";co=", absl::StrJoin(o.conv_outputs, ","), ";fs=", absl::StrJoin(o.filter_scales, ","),
-      ";flap=", o.filter_laplacian, ";fper=", o.filter_periodic, ";es=", o.encoder_steps,
-      ";norm=", o.normalize_latent, ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads, "/",
-      o.dit_patch, ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget,
-      ";bs=", o.batch_size, ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction,
-      ";mv=", o.min_val, ";files=");
+      ";flap=", o.filter_laplacian, ";fper=", o.filter_periodic, ";frot=", o.filter_rotational,
+      ";es=", o.encoder_steps, ";norm=", o.normalize_latent, ";dit=", o.dit_hidden, "/",
+      o.dit_depth, "/", o.dit_heads, "/", o.dit_patch, ";steps=", o.steps, ";epochs=", o.epochs,
+      ";budget=", o.time_budget, ";bs=", o.batch_size, ";lr=", o.lr, ";seed=", o.seed,
+      ";vf=", o.val_fraction, ";mv=", o.min_val, ";files=");
   for (const Item& it : train) absl::StrAppend(&s, it.category, "/", it.path, ";");
   return bundle::Sha256Hex(s);
 }
@@ -448,10 +453,21 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     fc.scales = o.filter_scales;
     fc.laplacian = o.filter_laplacian;
     fc.periodic = o.filter_periodic;
+    if (o.filter_rotational == "auto") {
+      INVAD_ASSIGN_OR_RETURN(const double roundness, core::ForegroundRoundness(train_images));
+      fc.rotational = roundness >= core::kRoundPartThreshold;
+      (*config.mutable_metadata())["foreground_roundness"] = absl::StrFormat("%.3f", roundness);
+      Log(o, absl::StrFormat("foreground roundness %.3f (median IoU with a 20-degree turn): "
+                             "rotational channels %s",
+                             roundness, fc.rotational ? "on" : "off"));
+    } else {
+      fc.rotational = o.filter_rotational == "true";
+    }
     INVAD_ASSIGN_OR_RETURN(encoder, core::CreateFilterBankEncoder(fc, enc_rt));
     for (float s : o.filter_scales) config.mutable_encoder()->mutable_filter_bank()->add_scales(s);
     config.mutable_encoder()->mutable_filter_bank()->set_laplacian(o.filter_laplacian);
     config.mutable_encoder()->mutable_filter_bank()->set_periodic(o.filter_periodic);
+    config.mutable_encoder()->mutable_filter_bank()->set_rotational(fc.rotational);
   } else if (o.encoder == "torchscript") {
     INVAD_ASSIGN_OR_RETURN(std::string bytes, bundle::ReadFile(o.encoder_file));
     files.push_back({"encoder.pt", std::move(bytes)});

@@ -44,6 +44,10 @@ struct TrainOptions {
   // filter_bank: four periodic-texture residual channels (core::FilterBankConfig::periodic); on
   // by default since measured (docs/accuracy.md, "Periodic texture").
   bool filter_periodic = true;
+  // filter_bank: four rotational-residual channels for round parts
+  // (core::FilterBankConfig::rotational): auto (on when the training images' foreground is one
+  // round part, core::ForegroundRoundness >= core::kRoundPartThreshold), true or false.
+  std::string filter_rotational = "auto";
   int encoder_steps = 0;  // conv_ae: 0 = a quarter of the time budget, else 300
   bool normalize_latent = true;
 

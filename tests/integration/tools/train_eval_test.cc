@@ -101,6 +101,52 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
   EXPECT_NE(k3->sq_norm.center, bundle::FindCalibration(v1->config, 3)->sq_norm.center);
 }
 
+TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
+  // A washer (one round part at a random pose) turns them on; a texture does not; an explicit
+  // value overrides auto; the bundle records the decision and the measured roundness, and loads.
+  const fs::path washer = MakeData("rot_washer_data", "washer", 64, 24, 1, 1);
+  const fs::path tile = MakeData("rot_tile_data", "tile", 64, 24, 1, 1);
+  struct Case {
+    fs::path data;
+    std::string flag;
+    bool on;
+    const char* roundness;  // metadata; nullptr: not measured
+  };
+  for (const Case& c : {Case{washer, "auto", true, ""}, Case{tile, "auto", false, ""},
+                        Case{washer, "false", false, nullptr}}) {
+    TrainOptions o = Tiny(c.data, Fresh("rot_model"));
+    o.image_size = 64;
+    o.steps = 2;
+    o.filter_rotational = c.flag;
+    auto r = RunTraining(o);
+    ASSERT_OK(r);
+    auto b = bundle::ReadBundle(r->version_dir);
+    ASSERT_OK(b);
+    EXPECT_EQ(b->config.encoder().filter_bank().rotational(), c.on) << c.data << " " << c.flag;
+    EXPECT_EQ(b->config.latent().channels(), 10 + 6 + 2 + 4 + (c.on ? 4 : 0));
+    const auto& meta = b->config.metadata();
+    if (c.roundness == nullptr) {
+      EXPECT_FALSE(meta.contains("foreground_roundness"));
+    } else {
+      ASSERT_TRUE(meta.contains("foreground_roundness"));
+      const double roundness = std::stod(meta.at("foreground_roundness"));
+      EXPECT_EQ(roundness >= core::kRoundPartThreshold, c.on) << roundness;
+    }
+    EvalOptions e;
+    e.model = o.out;
+    e.data = c.data.string();
+    e.out = Fresh("rot_report").string();
+    e.steps = 1;
+    e.threads = 1;
+    e.progress = false;
+    e.overlays = 0;
+    EXPECT_OK(RunEvaluation(e).status());
+  }
+  TrainOptions bad = Tiny(washer, Fresh("rot_bad"));
+  bad.filter_rotational = "yes";
+  EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument, "filter_rotational"));
+}
+
 TEST(TrainToolTest, UnreadableFilesAreSkippedAndTooFewImagesFail) {
   const fs::path data = MakeData("skip_data", "tile", 64, 24, 1, 1);
   std::ofstream(data / "train" / "good" / "broken.png") << "not a png";

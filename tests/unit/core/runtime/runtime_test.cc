@@ -2,6 +2,7 @@
 // weights), native DiT and conv encoder, device and precision checks. This TU includes LibTorch.
 #include "core/runtime/runtime.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -508,6 +509,121 @@ TEST(FilterBankEncoderTest, PeriodicChannelsCancelThePatternAndKeepTheDefect) {
               StatusIs(absl::StatusCode::kInvalidArgument, "periodic needs input_size >= 16"));
   cfg.periodic = false;
   EXPECT_OK(CreateFilterBankEncoder(cfg, {}));
+}
+
+// A washer-like part off the image centre: a ring (inner radius 8, outer 22 px, soft 2-px rims)
+// with a radial ripple and one-sided shading, optionally with a 3×3 bright defect on it.
+Tensor RingImage(bool defect) {
+  Tensor img({1, 1, 64, 64});
+  const double cx = 35.3, cy = 30.7;
+  for (int y = 0; y < 64; ++y) {
+    for (int x = 0; x < 64; ++x) {
+      const double r = std::hypot(x - cx, y - cy), theta = std::atan2(y - cy, x - cx);
+      const double edge = std::clamp((r - 8) / 2, 0.0, 1.0) * std::clamp((22 - r) / 2, 0.0, 1.0);
+      img.data()[y * 64 + x] =
+          static_cast<float>(edge * (1 + 0.3 * std::cos(2 * M_PI * r / 5) + 0.2 * std::cos(theta)));
+    }
+  }
+  if (defect) {  // cell (3, 5) of the 8×8 latent, 10.8 px from the centre
+    for (int y = 25; y < 28; ++y) {
+      for (int x = 44; x < 47; ++x) img.data()[y * 64 + x] += 1.0f;
+    }
+  }
+  return img;
+}
+
+TEST(FilterBankEncoderTest, RotationalChannelsCancelTheRingAndKeepTheDefect) {
+  FilterBankConfig cfg;
+  cfg.input_channels = 1;
+  cfg.input_size = 64;
+  cfg.latent_size = 8;
+  cfg.scales = {2.0f};
+  cfg.rotational = true;
+  EXPECT_EQ(cfg.latent(), (LatentShape{16, 8, 8}));
+  auto enc = CreateFilterBankEncoder(cfg, {});
+  ASSERT_OK(enc);
+  Tensor z, z_clean;
+  ASSERT_OK((*enc)->Encode(RingImage(true), &z));
+  ASSERT_OK((*enc)->Encode(RingImage(false), &z_clean));
+  ASSERT_EQ(z.shape(), (Shape{1, 16, 8, 8}));
+  auto at = [](const Tensor& t, int c, int y, int x) { return t.data()[(c * 8 + y) * 8 + x]; };
+  // Channels 12..15: mean and max |residual| blurred with σ = 1.5, then σ = 3. The ring, its
+  // ripple and its shading cancel about the part's own centre (not the image's) to within
+  // interpolation error; the gradient channels see them.
+  float clean_peak = 0, gradient_peak = 0;
+  for (int y = 0; y < 8; ++y) {
+    for (int x = 0; x < 8; ++x) {
+      for (int c = 12; c < 16; ++c) clean_peak = std::max(clean_peak, at(z_clean, c, y, x));
+      gradient_peak = std::max(gradient_peak, at(z_clean, 0, y, x));
+    }
+  }
+  EXPECT_LT(clean_peak, 0.04f);
+  EXPECT_GT(gradient_peak, 0.1f);
+  // The defect's cell holds the peak, well above the clean residual and twice any other cell's
+  // (its rotated copies, at half weight, land in neighbouring cells).
+  const float peak = at(z, 13, 3, 5);
+  EXPECT_GT(peak, 0.3f);
+  for (int y = 0; y < 8; ++y) {
+    for (int x = 0; x < 8; ++x) {
+      if (y != 3 || x != 5) {
+        EXPECT_LT(at(z, 13, y, x), 0.5f * peak) << y << "," << x;
+      }
+    }
+  }
+  // The other channels are the same with and without the rotational ones.
+  FilterBankConfig plain = cfg;
+  plain.rotational = false;
+  auto enc_plain = CreateFilterBankEncoder(plain, {});
+  ASSERT_OK(enc_plain);
+  Tensor z_plain;
+  ASSERT_OK((*enc_plain)->Encode(RingImage(true), &z_plain));
+  ASSERT_EQ(z_plain.shape(), (Shape{1, 12, 8, 8}));
+  for (int64_t i = 0; i < z_plain.numel(); ++i) ASSERT_EQ(z_plain.data()[i], z.data()[i]) << i;
+  cfg.input_size = 8;
+  cfg.scales = {1.0f};
+  EXPECT_THAT(CreateFilterBankEncoder(cfg, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "rotational needs input_size >= 16"));
+}
+
+TEST(FilterBankEncoderTest, ForegroundRoundnessTellsARoundPartFromTexturesAndOtherShapes) {
+  // The ring (IoU with its 20° turn about its centroid ≈ 0.96), with and without a defect.
+  Tensor rings({2, 1, 64, 64});
+  const Tensor a = RingImage(false), b = RingImage(true);
+  std::copy(a.data(), a.data() + a.numel(), rings.sample(0));
+  std::copy(b.data(), b.data() + b.numel(), rings.sample(1));
+  auto round = ForegroundRoundness(rings);
+  ASSERT_OK(round);
+  EXPECT_GT(*round, kRoundPartThreshold);
+  EXPECT_LE(*round, 1.0);
+  // A dark ring on a bright background: the foreground is the class off the border.
+  Tensor inverted({1, 1, 64, 64});
+  for (int64_t i = 0; i < a.numel(); ++i) inverted.data()[i] = 2.0f - a.data()[i];
+  round = ForegroundRoundness(inverted);
+  ASSERT_OK(round);
+  EXPECT_GT(*round, kRoundPartThreshold);
+  // A square part: IoU with its turn ≈ 0.78.
+  Tensor square({1, 1, 64, 64});
+  for (int y = 16; y < 48; ++y) {
+    for (int x = 16; x < 48; ++x) square.data()[y * 64 + x] = 1.0f;
+  }
+  round = ForegroundRoundness(square);
+  ASSERT_OK(round);
+  EXPECT_GT(*round, 0.6);
+  EXPECT_LT(*round, kRoundPartThreshold);
+  // A texture (both classes on the border) and a blank image: no part, 0.
+  Tensor texture({1, 1, 64, 64}), blank({1, 1, 64, 64});
+  for (int y = 0; y < 64; ++y) {
+    for (int x = 0; x < 64; ++x) {
+      texture.data()[y * 64 + x] =
+          static_cast<float>(std::sin(2 * M_PI * x / 8) * std::cos(2 * M_PI * y / 11));
+    }
+  }
+  for (const Tensor* none : {&texture, &blank}) {
+    round = ForegroundRoundness(*none);
+    ASSERT_OK(round);
+    EXPECT_EQ(*round, 0.0);
+  }
+  EXPECT_THAT(ForegroundRoundness(Tensor({4, 4})), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(UpsampleCrossCheckTest, CoreBilinearEqualsLibTorch) {
