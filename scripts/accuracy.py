@@ -449,6 +449,16 @@ def ablation_table(w, pairs, total, lead=()):
     return delta
 
 
+def default_against(w, default, ablation, variant, cats, total):
+    """ablation_table of the default model (K = 3) against an ablation variant trained with the
+    default's budget, leading with both training times."""
+    return ablation_table(
+        w, {c: (default[c]["k"][3], ablation[c][variant]["k3"],
+                [default[c]["meta"].get("train_seconds"),
+                 ablation[c][variant]["meta"].get("train_seconds")]) for c in cats},
+        total, lead=["train s with", "without"])
+
+
 def partial(done, total):
     """The line a table of a stage still in progress gets (empty when complete)."""
     if done >= total:
@@ -611,11 +621,7 @@ def write_report(a, campaign, default, ablation):
           "the cell statistics no longer swing with the pattern's phase. Below, the default model "
           "against the same training without them (`--filter_periodic=false`), both "
           f"`--time_budget {a.budget}` and the same seed, K = 3.\n")
-        gain = ablation_table(
-            w, {c: (default[c]["k"][3], ablation[c]["noper"]["k3"],
-                    [default[c]["meta"].get("train_seconds"),
-                     ablation[c]["noper"]["meta"].get("train_seconds")]) for c in per_cats},
-            len(cats), lead=["train s with", "without"])
+        gain = default_against(w, default, ablation, "noper", per_cats, len(cats))
         se = auroc_se(0.9, counts["defective"], counts["good"])
         w("Changes in I-AUROC: " + ", ".join(f"{c} {d:+.3f}" for c, d in gain.items()) +
           f", against a standard error of about ±{se:.3f} for one category: the woven grid "
@@ -642,12 +648,8 @@ def write_report(a, campaign, default, ablation):
             w("Where they are on, the default model against the same training without them "
               f"(`--filter_rotational=false`), both `--time_budget {a.budget}` and the same seed, "
               "K = 3:\n")
-            gain = ablation_table(
-                w, {c: (default[c]["k"][3], ablation[c]["norot"]["k3"],
-                        [default[c]["meta"].get("train_seconds"),
-                         ablation[c]["norot"]["meta"].get("train_seconds")]) for c in rot_cats},
-                len([c for c in cats if c in default and round_part(a, c)]),
-                lead=["train s with", "without"])
+            gain = default_against(w, default, ablation, "norot", rot_cats,
+                                   len([c for c in cats if c in default and round_part(a, c)]))
             se = auroc_se(0.9, counts["defective"], counts["good"])
             w("Changes in I-AUROC: " + ", ".join(f"{c} {d:+.3f}" for c, d in gain.items()) +
               f", against a standard error of about ±{se:.3f} for one category. Localisation "
