@@ -110,10 +110,10 @@ TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
     fs::path data;
     std::string flag;
     bool on;
-    const char* roundness;  // metadata; nullptr: not measured
+    bool measured;  // auto: the bundle records foreground_roundness
   };
-  for (const Case& c : {Case{washer, "auto", true, ""}, Case{tile, "auto", false, ""},
-                        Case{washer, "false", false, nullptr}}) {
+  for (const Case& c : {Case{washer, "auto", true, true}, Case{tile, "auto", false, true},
+                        Case{washer, "false", false, false}}) {
     TrainOptions o = Tiny(c.data, Fresh("rot_model"));
     o.image_size = 64;
     o.steps = 2;
@@ -125,7 +125,7 @@ TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
     EXPECT_EQ(b->config.encoder().filter_bank().rotational(), c.on) << c.data << " " << c.flag;
     EXPECT_EQ(b->config.latent().channels(), 10 + 6 + 2 + 4 + (c.on ? 4 : 0));
     const auto& meta = b->config.metadata();
-    if (c.roundness == nullptr) {
+    if (!c.measured) {
       EXPECT_FALSE(meta.contains("foreground_roundness"));
     } else {
       ASSERT_TRUE(meta.contains("foreground_roundness"));
