@@ -115,6 +115,8 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
   if (in.channel_order() == v1::CHANNEL_ORDER_UNSPECIFIED)
     return Invalid("input.channel_order", "must be set");
   if (in.resize() == v1::RESIZE_METHOD_UNSPECIFIED) return Invalid("input.resize", "must be set");
+  if (!v1::PoseMode_IsValid(in.pose()))
+    return Invalid("input.pose", absl::StrCat(in.pose(), " is not a PoseMode"));
   if (absl::Status s = ToInputSpec(in).Validate(); !s.ok())
     return Invalid("input", std::string(s.message()));
   // Latent.
@@ -351,6 +353,8 @@ preprocess::InputSpec ToInputSpec(const v1::InputSpec& in) {
   s.mean.assign(in.mean().begin(), in.mean().end());
   s.std.assign(in.std().begin(), in.std().end());
   s.uint16_scale = in.uint16_scale() > 0 ? in.uint16_scale() : 65535.0f;
+  s.pose =
+      in.pose() == v1::POSE_MOMENT ? preprocess::PoseMode::kMoment : preprocess::PoseMode::kNone;
   return s;
 }
 

@@ -302,8 +302,10 @@ absl::StatusOr<Image> FromRawPixels(const RawPixels& raw, const DecodeLimits& li
   return img;
 }
 
-absl::Status Preprocess(const Image& image, const InputSpec& spec, float* out) {
-  if (absl::Status s = spec.Validate(); !s.ok()) return s;
+namespace {
+
+// Steps 1-3 of Preprocess: channels, resize, normalise.
+absl::Status ConvertResizeNormalise(const Image& image, const InputSpec& spec, float* out) {
   if (image.width <= 0 || image.height <= 0 || (image.channels != 1 && image.channels != 3) ||
       (image.bits != 8 && image.bits != 16) ||
       image.data.size() !=
@@ -375,21 +377,179 @@ absl::Status Preprocess(const Image& image, const InputSpec& spec, float* out) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status Preprocess(const Image& image, const InputSpec& spec, float* out, Pose* pose) {
+  if (absl::Status s = spec.Validate(); !s.ok()) return s;
+  if (absl::Status s = ConvertResizeNormalise(image, spec, out); !s.ok()) return s;
+  Pose p;
+  p.width = spec.width;
+  p.height = spec.height;
+  if (spec.pose == PoseMode::kMoment) {
+    absl::StatusOr<Pose> r = NormalisePose(out, spec.channels(), spec.width, spec.height);
+    if (!r.ok()) return r.status();
+    p = *r;
+  }
+  if (pose != nullptr) *pose = p;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Pose> NormalisePose(float* planes, int channels, int width, int height) {
+  if (planes == nullptr || channels < 1 || width < 2 || height < 2) {
+    return absl::InvalidArgumentError("pose normalisation needs at least one 2×2 plane");
+  }
+  Pose pose;
+  pose.width = width;
+  pose.height = height;
+  const int64_t n = static_cast<int64_t>(width) * height;
+  std::vector<double> g(static_cast<size_t>(n), 0.0);
+  for (int c = 0; c < channels; ++c) {
+    const float* pl = planes + c * n;
+    for (int64_t i = 0; i < n; ++i) g[i] += pl[i];
+  }
+  double lo = g[0], hi = g[0];
+  for (double& v : g) {
+    v /= channels;
+    if (!std::isfinite(v))
+      return absl::InvalidArgumentError("pose normalisation: non-finite input");
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (!(hi > lo)) return pose;  // a flat image: no part
+  // Two-class isodata threshold.
+  double t = 0;
+  for (double v : g) t += v;
+  t /= static_cast<double>(n);
+  for (int it = 0; it < 100; ++it) {
+    double s0 = 0, s1 = 0;
+    int64_t n0 = 0, n1 = 0;
+    for (double v : g) {
+      if (v > t) {
+        s1 += v;
+        ++n1;
+      } else {
+        s0 += v;
+        ++n0;
+      }
+    }
+    if (n0 == 0 || n1 == 0) return pose;
+    const double next = 0.5 * (s0 / n0 + s1 / n1);
+    const bool done = std::abs(next - t) <= 1e-6 * (hi - lo);
+    t = next;
+    if (done) break;
+  }
+  // The foreground is the class holding fewer border pixels.
+  int64_t border = 0, border_high = 0;
+  auto count = [&](int x, int y) {
+    ++border;
+    border_high += g[static_cast<size_t>(y) * width + x] > t;
+  };
+  for (int x = 0; x < width; ++x) {
+    count(x, 0);
+    count(x, height - 1);
+  }
+  for (int y = 1; y + 1 < height; ++y) {
+    count(0, y);
+    count(width - 1, y);
+  }
+  const bool high = border_high * 2 <= border;
+  const int64_t border_fg = high ? border_high : border - border_high;
+  if (border_fg > 0.05 * static_cast<double>(border)) return pose;
+  double area = 0, sx = 0, sy = 0, sg = 0;
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const double v = g[static_cast<size_t>(y) * width + x];
+      if ((v > t) != high) continue;
+      area += 1;
+      sx += x;
+      sy += y;
+      sg += v;
+    }
+  }
+  if (area < 0.01 * static_cast<double>(n)) return pose;
+  const double cx = sx / area, cy = sy / area, mean_g = sg / area;
+  double mx = 0, my = 0;
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const double v = g[static_cast<size_t>(y) * width + x];
+      if ((v > t) != high) continue;
+      mx += (v - mean_g) * (x - cx);
+      my += (v - mean_g) * (y - cy);
+    }
+  }
+  pose.applied = true;
+  pose.center_x = cx;
+  pose.center_y = cy;
+  pose.angle = std::atan2(my, mx);
+  // Canonical pixel u shows the image at c + R(u − o).
+  const double co = std::cos(pose.angle), si = std::sin(pose.angle);
+  const double ox = 0.5 * (width - 1), oy = 0.5 * (height - 1);
+  const cv::Matx23d m(co, -si, cx - co * ox + si * oy, si, co, cy - si * ox - co * oy);
+  try {
+    for (int c = 0; c < channels; ++c) {
+      cv::Mat plane(height, width, CV_32F, planes + c * n);
+      cv::Mat warped;
+      cv::warpAffine(plane, warped, m, plane.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP,
+                     cv::BORDER_REPLICATE);
+      warped.copyTo(plane);
+    }
+  } catch (const cv::Exception& e) {
+    return absl::InternalError(absl::StrCat("pose normalisation failed: ", e.what()));
+  }
+  return pose;
+}
+
+absl::Status MapToImageFrame(const Pose& pose, const float* map, int map_width, int map_height,
+                             float* out) {
+  if (map == nullptr || out == nullptr || map_width < 1 || map_height < 1) {
+    return absl::InvalidArgumentError("MapToImageFrame: empty map");
+  }
+  const int64_t n = static_cast<int64_t>(map_width) * map_height;
+  if (!pose.applied) {
+    std::copy(map, map + n, out);
+    return absl::OkStatus();
+  }
+  if (pose.width < 1 || pose.height < 1) {
+    return absl::InvalidArgumentError("MapToImageFrame: the pose has no network size");
+  }
+  // Map pixel q → network pixel p = D·q + d → canonical u = o + Rᵀ(p − c) → map pixel Dm·u + dm.
+  const double sx = static_cast<double>(map_width) / pose.width;
+  const double sy = static_cast<double>(map_height) / pose.height;
+  const double co = std::cos(pose.angle), si = std::sin(pose.angle);
+  const double ox = 0.5 * (pose.width - 1), oy = 0.5 * (pose.height - 1);
+  const double dx = 0.5 / sx - 0.5 - pose.center_x, dy = 0.5 / sy - 0.5 - pose.center_y;
+  // Rᵀ = [co si; −si co].
+  const cv::Matx23d m(co, si * sx / sy, sx * (ox + co * dx + si * dy) + 0.5 * sx - 0.5,  //
+                      -si * sy / sx, co, sy * (oy - si * dx + co * dy) + 0.5 * sy - 0.5);
+  try {
+    const cv::Mat in(map_height, map_width, CV_32F, const_cast<float*>(map));
+    cv::Mat dst(map_height, map_width, CV_32F, out);
+    cv::warpAffine(in, dst, m, in.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP,
+                   cv::BORDER_REPLICATE);
+    if (dst.data != reinterpret_cast<uchar*>(out)) {
+      return absl::InternalError("MapToImageFrame: OpenCV reallocated the output");
+    }
+  } catch (const cv::Exception& e) {
+    return absl::InternalError(absl::StrCat("mapping to the image frame failed: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<core::Tensor> PreprocessEncoded(std::string_view encoded, const InputSpec& spec,
-                                               const DecodeLimits& limits) {
+                                               const DecodeLimits& limits, Pose* pose) {
   auto img = DecodeImage(encoded, limits);
   if (!img.ok()) return img.status();
   core::Tensor t({1, spec.channels(), spec.height, spec.width});
-  if (absl::Status s = Preprocess(*img, spec, t.data()); !s.ok()) return s;
+  if (absl::Status s = Preprocess(*img, spec, t.data(), pose); !s.ok()) return s;
   return t;
 }
 
 absl::StatusOr<core::Tensor> PreprocessFile(const std::string& path, const InputSpec& spec,
-                                            const DecodeLimits& limits) {
+                                            const DecodeLimits& limits, Pose* pose) {
   auto img = ReadImageFile(path, limits);
   if (!img.ok()) return img.status();
   core::Tensor t({1, spec.channels(), spec.height, spec.width});
-  if (absl::Status s = Preprocess(*img, spec, t.data()); !s.ok()) {
+  if (absl::Status s = Preprocess(*img, spec, t.data(), pose); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(path, ": ", s.message()));
   }
   return t;

@@ -46,6 +46,7 @@ DENOISERS = {"small": ["--dit_hidden", "64", "--dit_depth", "2", "--dit_heads", 
 K_TABLE = [1, 2, 3, 5, 10, 50]
 RECON_POINTS = 10
 ROUND_PART = 0.9  # core::kRoundPartThreshold: --filter_rotational=auto's threshold
+POSE_PARTS, POSE_VARIANCE = 0.9, 0.8  # tools::kPosePartFraction, kPoseVarianceRatio (--pose auto)
 
 
 def log(msg):
@@ -366,14 +367,17 @@ def stage_ablation(a, data, existing_only=False):
     # the run with them); then every category's run with the Laplacian channels first: they are
     # also the budget comparison's.
     # Then, where the default turned the rotational channels on (round parts), the default
-    # without them.
+    # without them; where it turned pose normalisation on, the default without it.
     variants = [("noper", a.budget, ["--filter_periodic=false"]),
                 ("norot", a.budget, ["--filter_rotational=false"]),
+                ("nopose", a.budget, ["--pose=none"]),
                 ("lap", a.ablation_budget, []),
                 ("nolap", a.ablation_budget, ["--filter_laplacian=false"])]
     for variant, budget, extra in variants:
         for cat in a.categories.split(","):
             if variant == "norot" and not round_part(a, cat):
+                continue
+            if variant == "nopose" and not posed_part(a, cat):
                 continue
             name = f"ablation_{variant}_{cat}"
             d = os.path.join(data, cat)
@@ -391,6 +395,17 @@ def round_part(a, cat):
     --filter_rotational=auto found one round part in its training images."""
     rec = a.store.models.get(f"default_{cat}")
     return rec is not None and float(rec["meta"].get("foreground_roundness", 0)) >= ROUND_PART
+
+
+def posed_part(a, cat):
+    """Whether the category's default model (on record) normalises the pose: invad-train --pose
+    auto found one part in its training images and the canonical pose made them more alike."""
+    rec = a.store.models.get(f"default_{cat}")
+    if rec is None or "pose_variance_ratio" not in rec["meta"]:
+        return False
+    m = rec["meta"]
+    return (float(m["pose_part_fraction"]) >= POSE_PARTS and
+            float(m["pose_variance_ratio"]) <= POSE_VARIANCE)
 
 
 def fmt(v, digits=3):
@@ -658,9 +673,39 @@ def write_report(a, campaign, default, ablation):
                   f"{fmt(cat_metric(ablation[c]['norot']['k3'], c, 'all', 'AUPRO'))}, subtle "
                   f"P-AUROC {fmt(cat_metric(default[c]['k'][3], c, 'subtle', 'P-AUROC'))} against "
                   f"{fmt(cat_metric(ablation[c]['norot']['k3'], c, 'subtle', 'P-AUROC'))}"
-                  for c in rot_cats) +
-              ". The image score stays limited by the part's pose marker: the washer's rim notch, "
-              "at a random angle in every image, lights up in normal images' maps.\n")
+                  for c in rot_cats) + ".\n")
+
+    pose_cats = [c for c in cats if ablation and "nopose" in ablation.get(c, {}) and
+                 default and c in default]
+    if default:
+        w("## Parts at any pose: pose normalisation\n")
+        w("With `invad-train --pose auto` (the default) every image of a part that comes at any "
+          "angle is turned into a canonical pose as the last preprocessing step, in training, "
+          "calibration, evaluation and serving alike: rotated about the part's centroid so that its "
+          "intensity moment points along +x, centroid to the centre; anomaly maps go back into the "
+          "image's frame before pixel metrics (docs/training.md). A pose marker (the washer's rim "
+          "notch, at a random angle in every image) then lands in the same cells in every image, "
+          "where the denoiser learns it as normal. `auto` turns it on when one part is found in "
+          f">= {POSE_PARTS:.0%} of the training images and the canonical pose leaves <= "
+          f"{POSE_VARIANCE} of their variance (8×8 block means). Per category (default models; "
+          "part fraction / variance ratio; – = trained before invad-train measured it): " +
+          ", ".join(f"{c} {fmt(float(default[c]['meta'].get('pose_part_fraction', 'nan')), 2)} / "
+                    f"{fmt(float(default[c]['meta'].get('pose_variance_ratio', 'nan')))}"
+                    for c in cats if c in default) + ".\n")
+        if pose_cats:
+            w("Where it is on, the default model against the same training without it "
+              f"(`--pose=none`), both `--time_budget {a.budget}` and the same seed, K = 3:\n")
+            gain = default_against(w, default, ablation, "nopose", pose_cats,
+                                   len([c for c in cats if c in default and posed_part(a, c)]))
+            se = auroc_se(0.9, counts["defective"], counts["good"])
+            w("Changes in I-AUROC: " + ", ".join(f"{c} {d:+.3f}" for c, d in gain.items()) +
+              f", against a standard error of about ±{se:.3f} for one category. Subtle bucket: " +
+              "; ".join(
+                  f"{c} I-AUROC {fmt(cat_metric(default[c]['k'][3], c, 'subtle', 'I-AUROC'))} "
+                  f"against {fmt(cat_metric(ablation[c]['nopose']['k3'], c, 'subtle', 'I-AUROC'))}"
+                  f", P-AUROC {fmt(cat_metric(default[c]['k'][3], c, 'subtle', 'P-AUROC'))} "
+                  f"against {fmt(cat_metric(ablation[c]['nopose']['k3'], c, 'subtle', 'P-AUROC'))}"
+                  for c in pose_cats) + ".\n")
 
     ab_cats = [c for c in cats if ablation and "lap" in ablation.get(c, {}) and
                "nolap" in ablation.get(c, {})]

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 
 #include "core/base/mutex.h"
+#include "core/base/status_macros.h"
 #include "core/scoring/calibration.h"
 
 namespace invad::server {
@@ -110,7 +111,8 @@ void SetMap(const cv::Mat& m, v1::FloatMap* out) {
 }
 
 struct Tile {
-  int x = 0, y = 0;  // in the scored image (the region, if any)
+  int x = 0, y = 0;       // in the scored image (the region, if any)
+  preprocess::Pose pose;  // of the tile's network input (pose-normalising models)
   core::TaskResult result;
 };
 
@@ -135,14 +137,23 @@ struct Context {
 
 // Max-merges each tile's latent map, resized to the tile's footprint at `scale` (output pixels per
 // original pixel in x and y), into one map of the scored image.
-cv::Mat Stitch(const Context& c, const std::vector<Tile>& tiles, double sx, double sy) {
+absl::StatusOr<cv::Mat> Stitch(const Context& c, const std::vector<Tile>& tiles, double sx,
+                               double sy) {
   const int w = std::max(1, static_cast<int>(std::lround(c.original_width * sx)));
   const int h = std::max(1, static_cast<int>(std::lround(c.original_height * sy)));
   cv::Mat out(h, w, CV_32F, cv::Scalar(0));
   for (const Tile& t : tiles) {
     const core::Tensor& m = t.result.norm_map;
-    const cv::Mat latent(static_cast<int>(m.dim(0)), static_cast<int>(m.dim(1)), CV_32F,
-                         const_cast<float*>(m.data()));
+    cv::Mat latent(static_cast<int>(m.dim(0)), static_cast<int>(m.dim(1)), CV_32F,
+                   const_cast<float*>(m.data()));
+    if (t.pose.applied) {
+      // The map is of the canonical pose: back into the tile's frame at the network resolution.
+      cv::Mat canonical, framed(t.pose.height, t.pose.width, CV_32F);
+      cv::resize(latent, canonical, framed.size(), 0, 0, cv::INTER_LINEAR);
+      INVAD_RETURN_IF_ERROR(preprocess::MapToImageFrame(
+          t.pose, canonical.ptr<float>(), canonical.cols, canonical.rows, framed.ptr<float>()));
+      latent = framed;
+    }
     const int x0 = static_cast<int>(std::lround(t.x * sx));
     const int y0 = static_cast<int>(std::lround(t.y * sy));
     const int x1 = std::min(w, static_cast<int>(std::lround((t.x + c.tile_width) * sx)));
@@ -194,7 +205,7 @@ absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const std::vec
   // Maps at three scales of the scored image: latent cells, network pixels, original pixels.
   const double nx = static_cast<double>(c.model->input.width) / c.tile_width;
   const double ny = static_cast<double>(c.model->input.height) / c.tile_height;
-  const cv::Mat network = Stitch(c, tiles, nx, ny);
+  INVAD_ASSIGN_OR_RETURN(const cv::Mat network, Stitch(c, tiles, nx, ny));
   // Regions: connected components of the thresholded map at the network scale, boxes in
   // original-image pixels.
   cv::Mat mask = network > static_cast<float>(cal.pixel_threshold);
@@ -229,9 +240,10 @@ absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const std::vec
   const v1::MapKind kind = c.request.map();
   if (kind == v1::MAP_LATENT) {
     const core::Tensor& m = tiles.front().result.norm_map;
-    SetMap(Stitch(c, tiles, static_cast<double>(m.dim(1)) / c.tile_width,
-                  static_cast<double>(m.dim(0)) / c.tile_height),
-           out.mutable_map());
+    INVAD_ASSIGN_OR_RETURN(const cv::Mat latent,
+                           Stitch(c, tiles, static_cast<double>(m.dim(1)) / c.tile_width,
+                                  static_cast<double>(m.dim(0)) / c.tile_height));
+    SetMap(latent, out.mutable_map());
   }
   if (kind == v1::MAP_NETWORK) SetMap(network, out.mutable_map());
   if (kind == v1::MAP_ORIGINAL || kind == v1::MAP_HEATMAP_PNG || kind == v1::MAP_MASK_PNG) {
@@ -353,8 +365,11 @@ absl::StatusOr<PreparedRequest> PrepareRequest(const v1::ScoreRequest& request,
       absl::StatusOr<preprocess::Image> tile = whole ? *image : Crop(*image, r);
       if (!tile.ok()) return tile.status();
       core::Tensor input({spec.channels(), spec.height, spec.width});
-      if (absl::Status s = preprocess::Preprocess(*tile, spec, input.data()); !s.ok()) return s;
+      preprocess::Pose pose;
+      if (absl::Status s = preprocess::Preprocess(*tile, spec, input.data(), &pose); !s.ok())
+        return s;
       p.inputs.push_back(std::move(input));
+      p.poses.push_back(pose);
       p.origins.emplace_back(x, y);
     }
   }
@@ -389,7 +404,8 @@ absl::Status StartScore(const ModelRepository& repo, const v1::ScoreRequest& req
     core::Task task;
     task.image = std::move(prepared->inputs[i]);
     tasks.push_back(std::move(task));
-    placed.push_back(Tile{prepared->origins[i].first, prepared->origins[i].second, {}});
+    placed.push_back(
+        Tile{prepared->origins[i].first, prepared->origins[i].second, prepared->poses[i], {}});
   }
 
   c->request = request;

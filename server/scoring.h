@@ -40,6 +40,7 @@ struct PreparedRequest {
   int tile_width = 0, tile_height = 0;          // = the scored image without tiling
   std::vector<std::pair<int, int>> origins;     // of each tile in the scored image
   std::vector<core::Tensor> inputs;             // preprocessed, one per tile
+  std::vector<preprocess::Pose> poses;          // of each input (identity unless pose-normalised)
 };
 absl::StatusOr<PreparedRequest> PrepareRequest(const v1::ScoreRequest& request,
                                                const v1::ModelConfig& config,

@@ -316,9 +316,11 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
   for (size_t start = 0; start < items.size(); start += o.batch_size) {
     const size_t n = std::min<size_t>(o.batch_size, items.size() - start);
     Tensor batch({static_cast<int64_t>(n), model.input.channels(), h, w});
+    std::vector<preprocess::Pose> poses(n);
     for (size_t i = 0; i < n; ++i) {
       const TestImage& it = items[start + i];
-      INVAD_ASSIGN_OR_RETURN(Tensor x, preprocess::PreprocessFile(it.path, model.input));
+      INVAD_ASSIGN_OR_RETURN(Tensor x,
+                             preprocess::PreprocessFile(it.path, model.input, {}, &poses[i]));
       std::copy(x.data(), x.data() + x.numel(), batch.sample(static_cast<int64_t>(i)));
     }
     const auto t0 = Clock::now();
@@ -350,6 +352,14 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
         core::UpsampleBilinear(maps.sample(static_cast<int64_t>(i)), latent.height, latent.width,
                                up[i].data(), h, w);
       }
+    }
+    // Pose-normalised inputs: maps go back into the image's frame, where the masks are.
+    std::vector<float> canonical;
+    for (size_t i = 0; i < n; ++i) {
+      if (!poses[i].applied) continue;
+      canonical = up[i];
+      INVAD_RETURN_IF_ERROR(
+          preprocess::MapToImageFrame(poses[i], canonical.data(), w, h, up[i].data()));
     }
     model_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     for (size_t i = 0; i < n; ++i) {

@@ -48,6 +48,12 @@ ABSL_FLAG(std::string, filter_rotational, kDefaults.filter_rotational,
           "its rotations by +-20 degrees about the part's centroid, blurred; mean and peak "
           "magnitude per cell): auto (on when the training images show one round part on a "
           "plain background), true or false.");
+ABSL_FLAG(std::string, pose, kDefaults.pose,
+          "Pose normalisation of the input, recorded in the manifest (serving does the same): "
+          "none; moment (turn the part about its centroid so its intensity moment points along "
+          "+x, move it to the centre; anomaly maps come back in the image's frame); auto (moment "
+          "when the training images show one part on a plain background and the canonical pose "
+          "cuts their per-pixel variance to 0.8 or less).");
 ABSL_FLAG(int, encoder_steps, 0,
           "Autoencoder steps (conv_ae); 0 = a quarter of --time_budget, else 300.");
 ABSL_FLAG(bool, normalize_latent, true, "Standardise z0 per channel (fitted on training images).");
@@ -125,6 +131,7 @@ int main(int argc, char** argv) {
   o.filter_laplacian = absl::GetFlag(FLAGS_filter_laplacian);
   o.filter_periodic = absl::GetFlag(FLAGS_filter_periodic);
   o.filter_rotational = absl::GetFlag(FLAGS_filter_rotational);
+  o.pose = absl::GetFlag(FLAGS_pose);
   o.encoder_steps = absl::GetFlag(FLAGS_encoder_steps);
   o.normalize_latent = absl::GetFlag(FLAGS_normalize_latent);
   o.dit_hidden = absl::GetFlag(FLAGS_dit_hidden);

@@ -72,6 +72,8 @@ absl::Status Validate(const TrainOptions& o) {
     return bad(
         absl::StrCat("--filter_rotational ", o.filter_rotational, ": must be auto, true or false"));
   }
+  if (o.pose != "auto" && o.pose != "none" && o.pose != "moment")
+    return bad(absl::StrCat("--pose ", o.pose, ": must be auto, none or moment"));
   const int given = (o.steps > 0) + (o.epochs > 0) + (o.time_budget > 0);
   if (given > 1) return bad("give at most one of --steps, --epochs, --time_budget");
   if (o.steps < 0 || o.epochs < 0 || o.time_budget < 0)
@@ -154,6 +156,61 @@ std::vector<std::string> Categories(const std::vector<Item>& items) {
   return {s.begin(), s.end()};
 }
 
+struct PoseStudy {
+  double part_fraction = 0;   // of the images in which NormalisePose found one part
+  double variance_ratio = 1;  // Σ per-pixel variance over the images, canonical / as loaded
+};
+
+// Σ over 8×8-pixel blocks of the variance across images [N, C, H, W] of each block's mean. Block
+// means, not pixels: resampling (the pose warp) smooths pixel noise, which must not count as the
+// images becoming more alike.
+double TotalVariance(const Tensor& images) {
+  constexpr int64_t kBlock = 8;
+  const int64_t n = images.batch(), ch = images.dim(1), h = images.dim(2), w = images.dim(3);
+  const int64_t bh = std::max<int64_t>(1, h / kBlock), bw = std::max<int64_t>(1, w / kBlock);
+  const int64_t sy = h / bh, sx = w / bw, per = ch * bh * bw;
+  std::vector<double> sum(static_cast<size_t>(per), 0.0), sq(static_cast<size_t>(per), 0.0);
+  std::vector<double> block(static_cast<size_t>(per));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* x = images.sample(i);
+    std::fill(block.begin(), block.end(), 0.0);
+    for (int64_t c = 0; c < ch; ++c) {
+      for (int64_t y = 0; y < bh * sy; ++y) {
+        for (int64_t xx = 0; xx < bw * sx; ++xx)
+          block[(c * bh + y / sy) * bw + xx / sx] += x[(c * h + y) * w + xx];
+      }
+    }
+    for (int64_t j = 0; j < per; ++j) {
+      const double m = block[j] / static_cast<double>(sy * sx);
+      sum[j] += m;
+      sq[j] += m * m;
+    }
+  }
+  double total = 0;
+  for (int64_t j = 0; j < per; ++j) total += std::max(0.0, sq[j] / n - (sum[j] / n) * (sum[j] / n));
+  return total;
+}
+
+absl::StatusOr<PoseStudy> StudyPose(const Tensor& images) {
+  PoseStudy st;
+  if (images.batch() < 2) return st;
+  Tensor canonical({images.batch(), images.dim(1), images.dim(2), images.dim(3)});
+  std::copy(images.data(), images.data() + images.numel(), canonical.data());
+  int parts = 0;
+  for (int64_t i = 0; i < canonical.batch(); ++i) {
+    INVAD_ASSIGN_OR_RETURN(
+        const preprocess::Pose pose,
+        preprocess::NormalisePose(canonical.sample(i), static_cast<int>(canonical.dim(1)),
+                                  static_cast<int>(canonical.dim(3)),
+                                  static_cast<int>(canonical.dim(2))));
+    parts += pose.applied;
+  }
+  st.part_fraction = static_cast<double>(parts) / static_cast<double>(images.batch());
+  const double before = TotalVariance(images);
+  st.variance_ratio = before > 0 ? TotalVariance(canonical) / before : 1.0;
+  return st;
+}
+
 v1::InputSpec MakeInputSpec(const TrainOptions& o) {
   v1::InputSpec in;
   in.set_width(o.image_size);
@@ -208,10 +265,10 @@ std::string Fingerprint(const TrainOptions& o, const std::vector<Item>& train) {
       ";lc=", o.latent_channels, ";ls=", o.latent_size, ";cc=", absl::StrJoin(o.conv_channels, ","),
       ";co=", absl::StrJoin(o.conv_outputs, ","), ";fs=", absl::StrJoin(o.filter_scales, ","),
       ";flap=", o.filter_laplacian, ";fper=", o.filter_periodic, ";frot=", o.filter_rotational,
-      ";es=", o.encoder_steps, ";norm=", o.normalize_latent, ";dit=", o.dit_hidden, "/",
-      o.dit_depth, "/", o.dit_heads, "/", o.dit_patch, ";steps=", o.steps, ";epochs=", o.epochs,
-      ";budget=", o.time_budget, ";bs=", o.batch_size, ";lr=", o.lr, ";seed=", o.seed,
-      ";vf=", o.val_fraction, ";mv=", o.min_val, ";files=");
+      ";pose=", o.pose, ";es=", o.encoder_steps, ";norm=", o.normalize_latent,
+      ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads, "/", o.dit_patch,
+      ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget, ";bs=", o.batch_size,
+      ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction, ";mv=", o.min_val, ";files=");
   for (const Item& it : train) absl::StrAppend(&s, it.category, "/", it.path, ";");
   return bundle::Sha256Hex(s);
 }
@@ -385,13 +442,12 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
   INVAD_ASSIGN_OR_RETURN(std::vector<Item> all, FindAll(o));
   std::vector<Item> train_items, val_items;
   INVAD_RETURN_IF_ERROR(SplitHoldOut(all, o, &train_items, &val_items));
-  const v1::InputSpec input = MakeInputSpec(o);
+  v1::InputSpec input = MakeInputSpec(o);
   const preprocess::InputSpec spec = bundle::ToInputSpec(input);
   std::vector<Item> train_kept, val_kept;
-  const Tensor train_images =
+  Tensor train_images =
       LoadImages(train_items, spec, o, "train", &train_kept, &report.skipped_files);
-  const Tensor val_images =
-      LoadImages(val_items, spec, o, "hold-out", &val_kept, &report.skipped_files);
+  Tensor val_images = LoadImages(val_items, spec, o, "hold-out", &val_kept, &report.skipped_files);
   if (train_kept.empty())
     return absl::FailedPreconditionError("no readable training images are left");
   if (val_kept.size() < 2)
@@ -402,6 +458,30 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
   Log(o, absl::StrFormat("%d training and %d held-out normal images, %d categor%s",
                          report.train_images, report.val_images, categories.size(),
                          categories.size() == 1 ? "y" : "ies"));
+
+  // Pose normalisation: decided on the training images, applied to both splits in place (what
+  // Preprocess does when the manifest asks for it).
+  std::map<std::string, std::string> pose_metadata;
+  bool pose = o.pose == "moment";
+  if (o.pose == "auto") {
+    INVAD_ASSIGN_OR_RETURN(const PoseStudy study, StudyPose(train_images));
+    pose = study.part_fraction >= kPosePartFraction && study.variance_ratio <= kPoseVarianceRatio;
+    pose_metadata["pose_part_fraction"] = absl::StrFormat("%.3f", study.part_fraction);
+    pose_metadata["pose_variance_ratio"] = absl::StrFormat("%.3f", study.variance_ratio);
+    Log(o, absl::StrFormat("pose: one part in %.0f%% of the training images; the canonical pose "
+                           "leaves %.2f of their pixel variance: pose normalisation %s",
+                           100 * study.part_fraction, study.variance_ratio, pose ? "on" : "off"));
+  }
+  if (pose) {
+    input.set_pose(v1::POSE_MOMENT);
+    for (Tensor* t : {&train_images, &val_images}) {
+      for (int64_t i = 0; i < t->batch(); ++i) {
+        INVAD_RETURN_IF_ERROR(
+            preprocess::NormalisePose(t->sample(i), spec.channels(), spec.width, spec.height)
+                .status());
+      }
+    }
+  }
 
   // Checkpoint folder and the run record.
   const fs::path ckdir = fs::path(o.out) / ".checkpoint";
@@ -441,6 +521,7 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
   config.set_name(fs::path(o.out).filename().string());
   config.set_description(o.description);
   *config.mutable_input() = input;
+  for (const auto& [k, v] : pose_metadata) (*config.mutable_metadata())[k] = v;
   std::vector<bundle::BundleFile> files;
   const core::RuntimeOptions enc_rt{o.device, core::Precision::kFp32};
   std::unique_ptr<core::Encoder> encoder;

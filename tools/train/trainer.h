@@ -5,6 +5,7 @@
 // describes the flow; in short:
 //   1. find images (tools/common/dataset.h), hold out per category max(min_val, ⌈val_fraction·n⌉)
 //      normal images for calibration only, load both splits through the one preprocessing;
+//      decide on pose normalisation (--pose) and apply it to both;
 //   2. the encoder: trained with its own objective (conv_ae), fixed (conv_random, filter_bank) or a
 //      user's TorchScript module, frozen as given; z0 of the training images, standardised;
 //   3. the denoiser: --steps, --epochs or --time_budget (timed once, converted into steps,
@@ -20,6 +21,12 @@
 #include "absl/status/statusor.h"
 
 namespace invad::tools {
+
+// --pose auto: pose normalisation when one part is found in at least kPosePartFraction of the
+// training images and the canonical pose leaves at most kPoseVarianceRatio of their per-pixel
+// variance (a part in a fixture, whose pose does not vary, keeps its images as they are).
+inline constexpr double kPosePartFraction = 0.9;
+inline constexpr double kPoseVarianceRatio = 0.8;
 
 struct TrainOptions {
   std::vector<std::string> data;  // --data, repeatable
@@ -48,6 +55,11 @@ struct TrainOptions {
   // (core::FilterBankConfig::rotational): auto (on when the training images' foreground is one
   // round part, core::ForegroundRoundness >= core::kRoundPartThreshold), true or false.
   std::string filter_rotational = "auto";
+  // Pose normalisation of the input (preprocess::PoseMode), recorded in the manifest so serving
+  // does the same: none, moment, or auto (moment when nearly every training image shows one part
+  // on a plain background and turning the parts into the canonical pose cuts the training images'
+  // per-pixel variance to at most kPoseVarianceRatio of what it was).
+  std::string pose = "auto";
   int encoder_steps = 0;  // conv_ae: 0 = a quarter of the time budget, else 300
   bool normalize_latent = true;
 

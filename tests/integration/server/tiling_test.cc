@@ -2,8 +2,10 @@
 // bank at 64 px, 40 denoiser steps) on smooth textures, scoring a 256 px frame with a small planted
 // defect. The checks hold for any weights (exact crop semantics, max over tiles, stitching); that
 // a trained model finds the planted defect only with tiling is checked on a properly trained model
-// in tests/integration/tools/train_eval_e2e_test.cc (slow).
+// in tests/integration/tools/train_eval_e2e_test.cc (slow). Also here: maps of a pose-normalising
+// model come back in the scored image's frame.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -204,6 +206,96 @@ TEST_F(TilingTest, BadTilingIsInvalidArgument) {
   grpc::ClientContext ctx;
   v1::ScoreResponse resp;
   EXPECT_EQ(stub_->Score(&ctx, r, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// A lit ring (radii 6-15 px) centred at (cx, cy) at pose angle theta, with a dark spot on it at
+// angle theta + 1, on a plain background: grey, size × size, as BGR.
+cv::Mat Part(int size, double cx, double cy, double theta) {
+  cv::Mat m(size, size, CV_8UC1, cv::Scalar(35));
+  const double sx = cx + 11 * std::cos(theta + 1), sy = cy + 11 * std::sin(theta + 1);
+  for (int y = 0; y < size; ++y) {
+    for (int x = 0; x < size; ++x) {
+      const double dx = x - cx, dy = y - cy, r = std::hypot(dx, dy);
+      if (r < 6 || r > 15) continue;
+      const double v =
+          std::hypot(x - sx, y - sy) < 3 ? 60 : 150 + 40 * std::cos(std::atan2(dy, dx) - theta);
+      m.at<uint8_t>(y, x) = static_cast<uint8_t>(std::lround(v));
+    }
+  }
+  cv::Mat bgr;
+  cv::cvtColor(m, bgr, cv::COLOR_GRAY2BGR);
+  return bgr;
+}
+
+TEST(PoseTest, MapsOfAPoseNormalisingModelFollowThePart) {
+  // Whatever the weights: an image and the same image turned by 90 degrees show the model the same
+  // canonical input, so they score alike, and each map comes back in its own image's frame: the
+  // second map is the first turned by 90 degrees, not the first (both canonical frames).
+  const fs::path root = fs::temp_directory_path() / ("invad_pose_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "good");
+  cv::RNG rng(7);
+  for (int i = 0; i < 24; ++i) {
+    cv::imwrite(
+        (root / "good" / (std::to_string(i) + ".png")).string(),
+        Part(64, rng.uniform(22.0, 42.0), rng.uniform(22.0, 42.0), rng.uniform(0.0, 6.283)));
+  }
+  tools::TrainOptions o;
+  o.data = {(root / "good").string()};
+  o.out = (root / "repo" / "part").string();
+  o.image_size = 64;
+  o.latent_size = 8;
+  o.dit_hidden = 32;
+  o.dit_depth = 1;
+  o.steps = 20;
+  o.batch_size = 4;
+  o.allowed_steps = {1};
+  o.default_steps = 1;
+  o.pose = "moment";
+  o.progress = false;
+  ASSERT_OK(tools::RunTraining(o).status());
+  ServerOptions so;
+  so.grpc_address = "127.0.0.1:0";
+  so.repository.root = (root / "repo").string();
+  Server server(so);
+  ASSERT_OK(server.Start());
+  ASSERT_OK(server.LoadModels());
+  auto stub = v1::AnomalyDetection::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server.port()), grpc::InsecureChannelCredentials()));
+  auto score = [&](const cv::Mat& img, v1::MapKind kind) {
+    v1::ScoreRequest req;
+    req.set_model("part");
+    req.mutable_image()->set_encoded(Png(img));
+    req.set_map(kind);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::ScoreResponse resp;
+    grpc::Status s = stub->Score(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  };
+  // Off-centre, so that turning the image moves the part.
+  const cv::Mat a = Part(64, 24, 27, 0.5);
+  cv::Mat b;
+  cv::rotate(a, b, cv::ROTATE_90_CLOCKWISE);
+  for (v1::MapKind kind : {v1::MAP_NETWORK, v1::MAP_ORIGINAL, v1::MAP_LATENT}) {
+    const v1::ScoreResponse ra = score(a, kind), rb = score(b, kind);
+    EXPECT_NEAR(ra.score(), rb.score(), 0.05 * std::abs(ra.score()) + 0.05);
+    const int n = ra.map().width();
+    ASSERT_EQ(ra.map().height(), n);
+    ASSERT_EQ(rb.map().width(), n);
+    ASSERT_EQ(rb.map().values_size(), n * n);
+    const cv::Mat ma(n, n, CV_32F, const_cast<float*>(ra.map().values().data()));
+    const cv::Mat mb(n, n, CV_32F, const_cast<float*>(rb.map().values().data()));
+    cv::Mat turned;
+    cv::rotate(ma, turned, cv::ROTATE_90_CLOCKWISE);
+    const double follows = cv::norm(mb, turned, cv::NORM_L1);
+    const double stays = cv::norm(mb, ma, cv::NORM_L1);
+    EXPECT_LT(follows, 0.3 * stays)
+        << "map " << kind << ": |b − turned a| " << follows << ", |b − a| " << stays;
+  }
+  server.Drain(absl::ZeroDuration());
+  fs::remove_all(root);
 }
 
 }  // namespace

@@ -1,7 +1,13 @@
 // invad-train as a library on tiny invad-datagen data: splits, checkpoints, resume, re-calibration.
 #include <filesystem>
 #include <fstream>
+#include <random>
 
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -145,6 +151,85 @@ TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
   TrainOptions bad = Tiny(washer, Fresh("rot_bad"));
   bad.filter_rotational = "yes";
   EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument, "filter_rotational"));
+}
+
+// `n` images of one part that never moves (a fixture): a lit ring, pixel noise only.
+fs::path FixedPart(const std::string& name, int n) {
+  const fs::path dir = Fresh(name);
+  fs::create_directories(dir);
+  cv::RNG rng(5);
+  for (int i = 0; i < n; ++i) {
+    cv::Mat m(64, 64, CV_32F, cv::Scalar(35));
+    for (int y = 0; y < 64; ++y) {
+      for (int x = 0; x < 64; ++x) {
+        const double dx = x - 31.5, dy = y - 31.5, r = std::hypot(dx, dy);
+        if (r >= 8 && r <= 20) m.at<float>(y, x) = 150 + 40 * std::cos(std::atan2(dy, dx) - 0.7);
+      }
+    }
+    cv::Mat noise(64, 64, CV_32F);
+    rng.fill(noise, cv::RNG::NORMAL, 0, 3);
+    cv::Mat u8;
+    cv::Mat(m + noise).convertTo(u8, CV_8U);
+    cv::imwrite((dir / absl::StrFormat("%03d.png", i)).string(), u8);
+  }
+  return dir;
+}
+
+TEST(TrainToolTest, PoseNormalisationFollowsTheDataUnderAuto) {
+  // A washer at random poses turns it on; a texture (no single part) and a part in a fixture (the
+  // canonical pose would not make the images more alike) do not; explicit values override auto;
+  // the manifest records it, with what auto measured; a pose-normalised bundle evaluates.
+  const fs::path washer = MakeData("pose_washer_data", "washer", 64, 24, 1, 1);
+  const fs::path tile = MakeData("pose_tile_data", "tile", 64, 24, 1, 1);
+  const fs::path fixed = FixedPart("pose_fixed_data", 24);
+  struct Case {
+    fs::path data;
+    std::string flag;
+    bool on;
+    bool evaluate;
+  };
+  for (const Case& c : {Case{washer, "auto", true, true}, Case{tile, "auto", false, false},
+                        Case{fixed, "auto", false, false}, Case{washer, "none", false, false},
+                        Case{tile, "moment", true, true}}) {
+    TrainOptions o = Tiny(c.data, Fresh("pose_model"));
+    o.image_size = 64;
+    o.steps = 2;
+    o.pose = c.flag;
+    auto r = RunTraining(o);
+    ASSERT_OK(r);
+    auto b = bundle::ReadBundle(r->version_dir);
+    ASSERT_OK(b);
+    EXPECT_EQ(b->config.input().pose(), c.on ? v1::POSE_MOMENT : v1::POSE_NONE)
+        << c.data << " " << c.flag;
+    const auto& meta = b->config.metadata();
+    EXPECT_EQ(meta.contains("pose_variance_ratio"), c.flag == "auto");
+    if (c.flag == "auto") {
+      const double parts = std::stod(meta.at("pose_part_fraction"));
+      const double ratio = std::stod(meta.at("pose_variance_ratio"));
+      EXPECT_EQ(parts >= kPosePartFraction && ratio <= kPoseVarianceRatio, c.on)
+          << c.data << ": parts " << parts << ", variance ratio " << ratio;
+      if (c.data == tile) {
+        EXPECT_LT(parts, kPosePartFraction);
+      }
+      if (c.data == fixed) {
+        EXPECT_GE(parts, kPosePartFraction);
+        EXPECT_GT(ratio, kPoseVarianceRatio);
+      }
+    }
+    if (!c.evaluate) continue;
+    EvalOptions e;
+    e.model = o.out;
+    e.data = c.data.string();
+    e.out = Fresh("pose_report").string();
+    e.steps = 1;
+    e.threads = 1;
+    e.progress = false;
+    e.overlays = 0;
+    EXPECT_OK(RunEvaluation(e).status());
+  }
+  TrainOptions bad = Tiny(washer, Fresh("pose_bad"));
+  bad.pose = "yes";
+  EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument, "pose"));
 }
 
 TEST(TrainToolTest, UnreadableFilesAreSkippedAndTooFewImagesFail) {

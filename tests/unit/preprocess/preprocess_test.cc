@@ -174,5 +174,130 @@ TEST(PreprocessTest, FuzzerRegressionsAreRefusedWithoutCrashing) {
   EXPECT_GE(n, 1);
 }
 
+// A part at any pose, as invad-datagen's washer: a ring (radii 30-80 px) lit from the side its
+// pose angle `theta` points to, with a dark spot at a fixed place on the part (angle theta + 1,
+// radius 55), on a plain background. Grey, 8 bits.
+cv::Mat Part(double cx, double cy, double theta, int size = 256) {
+  cv::Mat m(size, size, CV_8UC1, cv::Scalar(35));
+  const double sx = cx + 55 * std::cos(theta + 1), sy = cy + 55 * std::sin(theta + 1);
+  for (int y = 0; y < size; ++y) {
+    for (int x = 0; x < size; ++x) {
+      const double dx = x - cx, dy = y - cy, r = std::hypot(dx, dy);
+      if (r < 30 || r > 80) continue;
+      double v = 150 + 40 * std::cos(std::atan2(dy, dx) - theta);
+      if (std::hypot(x - sx, y - sy) < 6) v = 60;
+      m.at<uint8_t>(y, x) = static_cast<uint8_t>(std::lround(v));
+    }
+  }
+  return m;
+}
+
+InputSpec PoseSpec() {
+  InputSpec s = Spec(128);
+  s.order = ChannelOrder::kGray;
+  s.mean = {0.449f};
+  s.std = {0.226f};
+  s.pose = PoseMode::kMoment;
+  return s;
+}
+
+double MeanAbsDiff(const core::Tensor& a, const core::Tensor& b, int margin = 0) {
+  const int64_t h = a.dim(2), w = a.dim(3);
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t y = margin; y < h - margin; ++y) {
+    for (int64_t x = margin; x < w - margin; ++x) {
+      sum += std::abs(a.data()[y * w + x] - b.data()[y * w + x]);
+      ++n;
+    }
+  }
+  return sum / static_cast<double>(n);
+}
+
+TEST(PoseTest, PartsAtAnyPoseGiveTheSameCanonicalInput) {
+  const double kPi = 3.14159265358979;
+  Pose pa, pb;
+  auto a = PreprocessEncoded(Encode(Part(120, 131, 0.4)), PoseSpec(), {}, &pa);
+  auto b = PreprocessEncoded(Encode(Part(137, 122, 0.4 + 2.5)), PoseSpec(), {}, &pb);
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  ASSERT_TRUE(pa.applied);
+  ASSERT_TRUE(pb.applied);
+  // Centres in network pixels (half the 256-px image, pixel centres at 0.5·(x + 0.5) − 0.5).
+  EXPECT_NEAR(pa.center_x, 0.5 * 120 - 0.25, 1.0);
+  EXPECT_NEAR(pa.center_y, 0.5 * 131 - 0.25, 1.0);
+  EXPECT_NEAR(pb.center_x, 0.5 * 137 - 0.25, 1.0);
+  EXPECT_NEAR(std::remainder(pb.angle - pa.angle - 2.5, 2 * kPi), 0.0, 0.05);
+  EXPECT_EQ(pa.width, 128);
+  EXPECT_EQ(pa.height, 128);
+  // Without pose normalisation the two inputs differ a lot; with it, only by resampling.
+  InputSpec plain = PoseSpec();
+  plain.pose = PoseMode::kNone;
+  auto ra = PreprocessEncoded(Encode(Part(120, 131, 0.4)), plain);
+  auto rb = PreprocessEncoded(Encode(Part(137, 122, 0.4 + 2.5)), plain);
+  ASSERT_OK(ra);
+  ASSERT_OK(rb);
+  const double raw = MeanAbsDiff(*ra, *rb), canonical = MeanAbsDiff(*a, *b);
+  EXPECT_GT(raw, 0.3);
+  EXPECT_LT(canonical, 0.1 * raw) << "raw " << raw << ", canonical " << canonical;
+}
+
+TEST(PoseTest, MapsGoBackIntoTheImageFrame) {
+  Pose pose;
+  auto canonical = PreprocessEncoded(Encode(Part(120, 131, 2.0)), PoseSpec(), {}, &pose);
+  InputSpec plain = PoseSpec();
+  plain.pose = PoseMode::kNone;
+  auto raw = PreprocessEncoded(Encode(Part(120, 131, 2.0)), plain);
+  ASSERT_OK(canonical);
+  ASSERT_OK(raw);
+  // The canonical input itself, brought back, is the plain input up to resampling.
+  core::Tensor back({1, 1, 128, 128});
+  ASSERT_OK(MapToImageFrame(pose, canonical->data(), 128, 128, back.data()));
+  EXPECT_LT(MeanAbsDiff(back, *raw, 4), 0.05);
+  // At latent resolution: one hot cell of the canonical frame lands where that place of the part
+  // is in the image. The spot sits at angle 1 rad from the pose direction, 55 px out (27.5
+  // network pixels): canonical network position o + 27.5·(cos 1, sin 1).
+  const double o = 63.5, ux = o + 27.5 * std::cos(1.0), uy = o + 27.5 * std::sin(1.0);
+  std::vector<float> cells(16 * 16, 0.0f), framed(16 * 16, -1.0f);
+  cells[static_cast<int>(uy / 8) * 16 + static_cast<int>(ux / 8)] = 1.0f;
+  ASSERT_OK(MapToImageFrame(pose, cells.data(), 16, 16, framed.data()));
+  const int peak =
+      static_cast<int>(std::max_element(framed.begin(), framed.end()) - framed.begin());
+  const double spot_x = 0.5 * (120 + 55 * std::cos(3.0)) - 0.25;
+  const double spot_y = 0.5 * (131 + 55 * std::sin(3.0)) - 0.25;
+  EXPECT_NEAR(peak % 16, spot_x / 8, 1.0);
+  EXPECT_NEAR(peak / 16, spot_y / 8, 1.0);
+  EXPECT_GT(framed[peak], 0.3f);
+}
+
+TEST(PoseTest, ImagesWithoutOnePartAndModelsWithoutPoseAreLeftAsTheyAre) {
+  InputSpec plain = PoseSpec();
+  plain.pose = PoseMode::kNone;
+  cv::Mat texture(256, 256, CV_8UC1);
+  cv::randu(texture, cv::Scalar(0), cv::Scalar(255));
+  cv::Mat flat(256, 256, CV_8UC1, cv::Scalar(90));
+  cv::Mat edge = Part(128, 128, 0.0);
+  cv::circle(edge, cv::Point(128, 0), 60, cv::Scalar(200), cv::FILLED);  // crosses the border
+  for (const cv::Mat& m : {texture, flat, edge}) {
+    Pose pose;
+    pose.applied = true;
+    auto with = PreprocessEncoded(Encode(m), PoseSpec(), {}, &pose);
+    auto without = PreprocessEncoded(Encode(m), plain);
+    ASSERT_OK(with);
+    ASSERT_OK(without);
+    EXPECT_FALSE(pose.applied);
+    EXPECT_EQ(MeanAbsDiff(*with, *without), 0.0);
+  }
+  Pose pose;
+  ASSERT_OK(PreprocessEncoded(Encode(Part(120, 131, 1.0)), plain, {}, &pose));
+  EXPECT_FALSE(pose.applied);
+  std::vector<float> map{1, 2, 3, 4}, out(4);
+  ASSERT_OK(MapToImageFrame(pose, map.data(), 2, 2, out.data()));
+  EXPECT_EQ(out, map);
+  EXPECT_THAT(MapToImageFrame(pose, nullptr, 2, 2, out.data()), StatusIs(kInvalid));
+  std::vector<float> nan(4, NAN);
+  EXPECT_THAT(NormalisePose(nan.data(), 1, 2, 2).status(), StatusIs(kInvalid));
+}
+
 }  // namespace
 }  // namespace invad::preprocess
