@@ -45,6 +45,19 @@ TrainOptions Tiny(const fs::path& data, const fs::path& out) {
   return o;
 }
 
+// invad-eval at K = 1 on one thread, no overlays: that the bundle loads and evaluates.
+absl::Status QuickEval(const std::string& model, const fs::path& data, const std::string& name) {
+  EvalOptions e;
+  e.model = model;
+  e.data = data.string();
+  e.out = Fresh(name).string();
+  e.steps = 1;
+  e.threads = 1;
+  e.progress = false;
+  e.overlays = 0;
+  return RunEvaluation(e).status();
+}
+
 std::string Sha(const std::string& path) {
   auto bytes = bundle::ReadFile(path);
   EXPECT_OK(bytes.status());
@@ -138,15 +151,7 @@ TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
       const double roundness = std::stod(meta.at("foreground_roundness"));
       EXPECT_EQ(roundness >= core::kRoundPartThreshold, c.on) << roundness;
     }
-    EvalOptions e;
-    e.model = o.out;
-    e.data = c.data.string();
-    e.out = Fresh("rot_report").string();
-    e.steps = 1;
-    e.threads = 1;
-    e.progress = false;
-    e.overlays = 0;
-    EXPECT_OK(RunEvaluation(e).status());
+    EXPECT_OK(QuickEval(o.out, c.data, "rot_report"));
   }
   TrainOptions bad = Tiny(washer, Fresh("rot_bad"));
   bad.filter_rotational = "yes";
@@ -217,15 +222,7 @@ TEST(TrainToolTest, PoseNormalisationFollowsTheDataUnderAuto) {
       }
     }
     if (!c.evaluate) continue;
-    EvalOptions e;
-    e.model = o.out;
-    e.data = c.data.string();
-    e.out = Fresh("pose_report").string();
-    e.steps = 1;
-    e.threads = 1;
-    e.progress = false;
-    e.overlays = 0;
-    EXPECT_OK(RunEvaluation(e).status());
+    EXPECT_OK(QuickEval(o.out, c.data, "pose_report"));
   }
   TrainOptions bad = Tiny(washer, Fresh("pose_bad"));
   bad.pose = "yes";
