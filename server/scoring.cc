@@ -146,19 +146,24 @@ absl::StatusOr<cv::Mat> Stitch(const Context& c, const std::vector<Tile>& tiles,
     const core::Tensor& m = t.result.norm_map;
     cv::Mat latent(static_cast<int>(m.dim(0)), static_cast<int>(m.dim(1)), CV_32F,
                    const_cast<float*>(m.data()));
-    if (t.pose.applied) {
-      // The map is of the canonical pose: back into the tile's frame at the network resolution.
-      cv::Mat canonical, framed(t.pose.height, t.pose.width, CV_32F);
-      cv::resize(latent, canonical, framed.size(), 0, 0, cv::INTER_LINEAR);
-      INVAD_RETURN_IF_ERROR(preprocess::MapToImageFrame(
-          t.pose, canonical.ptr<float>(), canonical.cols, canonical.rows, framed.ptr<float>()));
-      latent = framed;
-    }
     const int x0 = static_cast<int>(std::lround(t.x * sx));
     const int y0 = static_cast<int>(std::lround(t.y * sy));
     const int x1 = std::min(w, static_cast<int>(std::lround((t.x + c.tile_width) * sx)));
     const int y1 = std::min(h, static_cast<int>(std::lround((t.y + c.tile_height) * sy)));
     if (x1 <= x0 || y1 <= y0) continue;
+    if (t.pose.applied) {
+      // The map is of the canonical pose: back into the tile's frame at the network resolution,
+      // then averaged down where the footprint is smaller (the latent-scale map).
+      cv::Mat canonical, framed(t.pose.height, t.pose.width, CV_32F);
+      cv::resize(latent, canonical, framed.size(), 0, 0, cv::INTER_LINEAR);
+      INVAD_RETURN_IF_ERROR(preprocess::MapToImageFrame(
+          t.pose, canonical.ptr<float>(), canonical.cols, canonical.rows, framed.ptr<float>()));
+      if (x1 - x0 < framed.cols && y1 - y0 < framed.rows) {
+        cv::resize(framed, latent, cv::Size(x1 - x0, y1 - y0), 0, 0, cv::INTER_AREA);
+      } else {
+        latent = framed;
+      }
+    }
     cv::Mat resized;
     cv::resize(latent, resized, cv::Size(x1 - x0, y1 - y0), 0, 0, cv::INTER_LINEAR);
     cv::Mat roi = out(cv::Rect(x0, y0, x1 - x0, y1 - y0));
