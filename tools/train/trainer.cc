@@ -158,7 +158,8 @@ std::vector<std::string> Categories(const std::vector<Item>& items) {
 
 struct PoseStudy {
   double part_fraction = 0;   // of the images in which NormalisePose found one part
-  double variance_ratio = 1;  // Σ per-pixel variance over the images, canonical / as loaded
+  double variance_ratio = 1;  // TotalVariance of the images, canonical / as loaded
+  Tensor canonical;           // the images, pose-normalised
 };
 
 // Σ over 8×8-pixel blocks of the variance across images [N, C, H, W] of each block's mean. Block
@@ -193,8 +194,8 @@ double TotalVariance(const Tensor& images) {
 
 absl::StatusOr<PoseStudy> StudyPose(const Tensor& images) {
   PoseStudy st;
-  if (images.batch() < 2) return st;
-  Tensor canonical({images.batch(), images.dim(1), images.dim(2), images.dim(3)});
+  Tensor& canonical = st.canonical;
+  canonical = Tensor({images.batch(), images.dim(1), images.dim(2), images.dim(3)});
   std::copy(images.data(), images.data() + images.numel(), canonical.data());
   int parts = 0;
   for (int64_t i = 0; i < canonical.batch(); ++i) {
@@ -205,7 +206,8 @@ absl::StatusOr<PoseStudy> StudyPose(const Tensor& images) {
                                   static_cast<int>(canonical.dim(2))));
     parts += pose.applied;
   }
-  st.part_fraction = static_cast<double>(parts) / static_cast<double>(images.batch());
+  st.part_fraction =
+      static_cast<double>(parts) / static_cast<double>(std::max<int64_t>(1, images.batch()));
   const double before = TotalVariance(images);
   st.variance_ratio = before > 0 ? TotalVariance(canonical) / before : 1.0;
   return st;
@@ -464,17 +466,20 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
   std::map<std::string, std::string> pose_metadata;
   bool pose = o.pose == "moment";
   if (o.pose == "auto") {
-    INVAD_ASSIGN_OR_RETURN(const PoseStudy study, StudyPose(train_images));
+    INVAD_ASSIGN_OR_RETURN(PoseStudy study, StudyPose(train_images));
     pose = study.part_fraction >= kPosePartFraction && study.variance_ratio <= kPoseVarianceRatio;
+    if (pose) train_images = std::move(study.canonical);  // normalised already
     pose_metadata["pose_part_fraction"] = absl::StrFormat("%.3f", study.part_fraction);
     pose_metadata["pose_variance_ratio"] = absl::StrFormat("%.3f", study.variance_ratio);
     Log(o, absl::StrFormat("pose: one part in %.0f%% of the training images; the canonical pose "
-                           "leaves %.2f of their pixel variance: pose normalisation %s",
+                           "leaves %.2f of their variance: pose normalisation %s",
                            100 * study.part_fraction, study.variance_ratio, pose ? "on" : "off"));
   }
   if (pose) {
     input.set_pose(v1::POSE_MOMENT);
-    for (Tensor* t : {&train_images, &val_images}) {
+    std::vector<Tensor*> todo{&val_images};
+    if (o.pose == "moment") todo.push_back(&train_images);
+    for (Tensor* t : todo) {
       for (int64_t i = 0; i < t->batch(); ++i) {
         INVAD_RETURN_IF_ERROR(
             preprocess::NormalisePose(t->sample(i), spec.channels(), spec.width, spec.height)
