@@ -176,10 +176,15 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
     }
     if (in.width() != in.height()) return Invalid("encoder.filter_bank", "needs a square input");
   }
-  if (l.mean_size() != l.std_size() || (l.mean_size() != 0 && l.mean_size() != l.channels())) {
-    return Invalid("latent.mean",
-                   absl::StrCat(l.mean_size(), " means and ", l.std_size(), " stds for ",
-                                l.channels(), " channels (both empty or both one per channel)"));
+  const int64_t per_location = static_cast<int64_t>(l.channels()) * l.height() * l.width();
+  if (l.mean_size() != l.std_size() ||
+      (l.mean_size() != 0 && l.mean_size() != l.channels() && l.mean_size() != per_location)) {
+    return Invalid(
+        "latent.mean",
+        absl::StrCat(l.mean_size(), " means and ", l.std_size(), " stds for ", l.channels(),
+                     " channels (both empty, both one per channel or both "
+                     "one per channel and location, ",
+                     per_location, ")"));
   }
   for (int i = 0; i < l.std_size(); ++i) {
     if (!(l.std(i) > 0) || !std::isfinite(l.std(i)) || !std::isfinite(l.mean(i)))

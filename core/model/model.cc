@@ -43,24 +43,24 @@ absl::Status ValidateDenoiserInput(const Tensor& z, absl::Span<const int> timest
   return absl::OkStatus();
 }
 
-absl::Status LatentNorm::Validate(int64_t channels) const {
-  if (static_cast<int64_t>(mean.size()) != channels ||
-      static_cast<int64_t>(std.size()) != channels) {
-    return absl::InvalidArgumentError(absl::StrCat("latent norm has ", mean.size(), " means and ",
-                                                   std.size(), " stds for ", channels,
-                                                   " channels"));
+absl::Status LatentNorm::Validate(const LatentShape& shape) const {
+  const int64_t n = static_cast<int64_t>(mean.size());
+  if (static_cast<int64_t>(std.size()) != n || (n != shape.channels && n != shape.numel())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("latent norm has ", mean.size(), " means and ", std.size(), " stds for ",
+                     shape.channels, " channels (", shape.numel(), " values per location)"));
   }
-  for (int64_t c = 0; c < channels; ++c) {
-    if (!std::isfinite(mean[c]) || !std::isfinite(std[c]) || !(std[c] > 0)) {
-      return absl::InvalidArgumentError(absl::StrCat("latent norm of channel ", c, ": mean ",
-                                                     mean[c], ", std ", std[c],
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(mean[i]) || !std::isfinite(std[i]) || !(std[i] > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("latent norm value ", i, ": mean ", mean[i],
+                                                     ", std ", std[i],
                                                      " (must be finite, std > 0)"));
     }
   }
   return absl::OkStatus();
 }
 
-LatentNorm FitLatentNorm(const Tensor& z0) {
+LatentNorm FitLatentNorm(const Tensor& z0, bool per_location) {
   LatentNorm n;
   if (z0.rank() != 4) return n;
   const int64_t b = z0.dim(0), c = z0.dim(1), hw = z0.dim(2) * z0.dim(3);
@@ -81,17 +81,37 @@ LatentNorm FitLatentNorm(const Tensor& z0) {
     n.mean[ch] = static_cast<float>(mean);
     n.std[ch] = sd < 1e-6 ? 1.0f : static_cast<float>(sd);
   }
-  return n;
+  if (!per_location) return n;
+  LatentNorm loc;
+  loc.mean.resize(c * hw);
+  loc.std.resize(c * hw);
+  for (int64_t j = 0; j < c * hw; ++j) {
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < b; ++i) sum += z0.sample(i)[j];
+    const double mean = sum / static_cast<double>(b);
+    for (int64_t i = 0; i < b; ++i) sq += (z0.sample(i)[j] - mean) * (z0.sample(i)[j] - mean);
+    const float floor = kLocationStdFloor * n.std[j / hw];
+    loc.mean[j] = static_cast<float>(mean);
+    loc.std[j] = std::max(floor, static_cast<float>(std::sqrt(sq / static_cast<double>(b))));
+  }
+  return loc;
 }
 
 void ApplyLatentNorm(const LatentNorm& norm, Tensor* z0) {
   if (norm.empty()) return;
   const int64_t b = z0->dim(0), c = z0->dim(1), hw = z0->dim(2) * z0->dim(3);
+  const bool per_location = static_cast<int64_t>(norm.mean.size()) == c * hw && hw > 1;
   for (int64_t i = 0; i < b; ++i) {
     for (int64_t ch = 0; ch < c; ++ch) {
       float* p = z0->sample(i) + ch * hw;
-      const float m = norm.mean[ch], inv = 1.0f / norm.std[ch];
-      for (int64_t k = 0; k < hw; ++k) p[k] = (p[k] - m) * inv;
+      if (per_location) {
+        const float* m = norm.mean.data() + ch * hw;
+        const float* sd = norm.std.data() + ch * hw;
+        for (int64_t k = 0; k < hw; ++k) p[k] = (p[k] - m[k]) / sd[k];
+      } else {
+        const float m = norm.mean[ch], inv = 1.0f / norm.std[ch];
+        for (int64_t k = 0; k < hw; ++k) p[k] = (p[k] - m) * inv;
+      }
     }
   }
 }
@@ -109,7 +129,8 @@ class NormalizedEncoder final : public Encoder {
   }
   LatentShape latent_shape() const override { return inner_->latent_shape(); }
   std::string Describe() const override {
-    return absl::StrCat(inner_->Describe(), " + latent standardisation");
+    return absl::StrCat(inner_->Describe(), " + latent standardisation",
+                        norm_.per_location(inner_->latent_shape()) ? " per location" : "");
   }
 
  private:
@@ -121,7 +142,7 @@ class NormalizedEncoder final : public Encoder {
 
 absl::StatusOr<std::unique_ptr<Encoder>> WithLatentNorm(std::unique_ptr<Encoder> inner,
                                                         LatentNorm norm) {
-  if (absl::Status s = norm.Validate(inner->latent_shape().channels); !s.ok()) return s;
+  if (absl::Status s = norm.Validate(inner->latent_shape()); !s.ok()) return s;
   return std::unique_ptr<Encoder>(new NormalizedEncoder(std::move(inner), std::move(norm)));
 }
 

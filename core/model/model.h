@@ -58,24 +58,33 @@ class Denoiser {
   virtual std::string Describe() const = 0;
 };
 
-// Per-channel standardisation of z0 (the manifest's LatentSpec mean/std): z0 ← (z0 − mean)/std.
-// The paper feeds raw EfficientNet features; features of our own encoders differ in scale by
-// orders of magnitude between channels, which the fixed ε-objective cannot absorb.
+// Standardisation of z0 (the manifest's LatentSpec mean/std): z0 ← (z0 − mean)/std, per channel
+// (C values each) or per channel and location (C·H·W values each, CHW order). The paper feeds raw
+// EfficientNet features; features of our own encoders differ in scale by orders of magnitude
+// between channels, which the fixed ε-objective cannot absorb. Per location suits parts in a
+// canonical pose: every cell is judged against its own normal spread (a rim, a notch).
 struct LatentNorm {
   std::vector<float> mean;
   std::vector<float> std;
   bool empty() const { return mean.empty() && std.empty(); }
-  // Both hold `channels` finite values, every std > 0. InvalidArgument otherwise.
-  absl::Status Validate(int64_t channels) const;
+  bool per_location(const LatentShape& shape) const {
+    return static_cast<int64_t>(mean.size()) == shape.numel() && shape.numel() != shape.channels;
+  }
+  // Both hold shape.channels or shape.numel() finite values, every std > 0. InvalidArgument
+  // otherwise.
+  absl::Status Validate(const LatentShape& shape) const;
 };
 
 // Mean and standard deviation per channel over batch and space of `z0` [N, C, H, W]; a std below
-// 1e-6 (a constant channel) becomes 1.
-LatentNorm FitLatentNorm(const Tensor& z0);
+// 1e-6 (a constant channel) becomes 1. With per_location, per channel and location over the batch,
+// each std floored at kLocationStdFloor × its channel's std (a location that barely varies in the
+// training images must not turn noise into huge values).
+LatentNorm FitLatentNorm(const Tensor& z0, bool per_location = false);
+inline constexpr float kLocationStdFloor = 0.1f;
 // Applies `norm` in place to `z0` [N, C, H, W].
 void ApplyLatentNorm(const LatentNorm& norm, Tensor* z0);
 
-// An encoder whose output is standardised by `norm` (validated against inner's channels).
+// An encoder whose output is standardised by `norm` (validated against inner's latent shape).
 absl::StatusOr<std::unique_ptr<Encoder>> WithLatentNorm(std::unique_ptr<Encoder> inner,
                                                         LatentNorm norm);
 

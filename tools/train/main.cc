@@ -57,6 +57,9 @@ ABSL_FLAG(std::string, pose, kDefaults.pose,
 ABSL_FLAG(int, encoder_steps, 0,
           "Autoencoder steps (conv_ae); 0 = a quarter of --time_budget, else 300.");
 ABSL_FLAG(bool, normalize_latent, true, "Standardise z0 per channel (fitted on training images).");
+ABSL_FLAG(bool, normalize_latent_per_location, kDefaults.normalize_latent_per_location,
+          "With --normalize_latent: per channel and latent cell (each cell against its own normal "
+          "spread; for parts in a canonical pose), std floored at a tenth of the channel's.");
 ABSL_FLAG(int, dit_hidden, kDefaults.dit_hidden, "Denoiser width.");
 ABSL_FLAG(int, dit_depth, kDefaults.dit_depth, "Denoiser blocks.");
 ABSL_FLAG(int, dit_heads, kDefaults.dit_heads, "Denoiser attention heads.");
@@ -134,6 +137,7 @@ int main(int argc, char** argv) {
   o.pose = absl::GetFlag(FLAGS_pose);
   o.encoder_steps = absl::GetFlag(FLAGS_encoder_steps);
   o.normalize_latent = absl::GetFlag(FLAGS_normalize_latent);
+  o.normalize_latent_per_location = absl::GetFlag(FLAGS_normalize_latent_per_location);
   o.dit_hidden = absl::GetFlag(FLAGS_dit_hidden);
   o.dit_depth = absl::GetFlag(FLAGS_dit_depth);
   o.dit_heads = absl::GetFlag(FLAGS_dit_heads);

@@ -267,10 +267,11 @@ std::string Fingerprint(const TrainOptions& o, const std::vector<Item>& train) {
       ";lc=", o.latent_channels, ";ls=", o.latent_size, ";cc=", absl::StrJoin(o.conv_channels, ","),
       ";co=", absl::StrJoin(o.conv_outputs, ","), ";fs=", absl::StrJoin(o.filter_scales, ","),
       ";flap=", o.filter_laplacian, ";fper=", o.filter_periodic, ";frot=", o.filter_rotational,
-      ";pose=", o.pose, ";es=", o.encoder_steps, ";norm=", o.normalize_latent,
-      ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads, "/", o.dit_patch,
-      ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget, ";bs=", o.batch_size,
-      ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction, ";mv=", o.min_val, ";files=");
+      ";pose=", o.pose, ";es=", o.encoder_steps, ";norm=", o.normalize_latent, "/",
+      o.normalize_latent_per_location, ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads,
+      "/", o.dit_patch, ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget,
+      ";bs=", o.batch_size, ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction,
+      ";mv=", o.min_val, ";files=");
   for (const Item& it : train) absl::StrAppend(&s, it.category, "/", it.path, ";");
   return bundle::Sha256Hex(s);
 }
@@ -648,7 +649,7 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     }
   }
   if (o.normalize_latent) {
-    const core::LatentNorm norm = core::FitLatentNorm(z0);
+    const core::LatentNorm norm = core::FitLatentNorm(z0, o.normalize_latent_per_location);
     core::ApplyLatentNorm(norm, &z0);
     for (float m : norm.mean) config.mutable_latent()->add_mean(m);
     for (float s : norm.std) config.mutable_latent()->add_std(s);

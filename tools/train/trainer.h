@@ -62,6 +62,9 @@ struct TrainOptions {
   std::string pose = "auto";
   int encoder_steps = 0;  // conv_ae: 0 = a quarter of the time budget, else 300
   bool normalize_latent = true;
+  // Standardise per channel and latent cell instead of per channel (core::FitLatentNorm): each
+  // cell against its own normal spread, for parts in a canonical pose.
+  bool normalize_latent_per_location = false;
 
   // Denoiser (native DiT).
   int dit_hidden = 128;

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <memory>
 
 #include "gmock/gmock.h"
@@ -23,11 +24,33 @@ TEST(LatentNormTest, FitsPerChannelAndStandardises) {
   EXPECT_FLOAT_EQ(n.std[1], 1.0f);
   ApplyLatentNorm(n, &z);
   EXPECT_THAT(z.span(), ::testing::ElementsAre(-1.0f, 0.0f, 1.0f, 0.0f));
-  EXPECT_OK(n.Validate(2));
-  EXPECT_THAT(n.Validate(3), StatusIs(absl::StatusCode::kInvalidArgument, "3 channels"));
+  EXPECT_OK(n.Validate({2, 1, 1}));
+  EXPECT_OK(n.Validate({2, 4, 4}));  // per channel, whatever the latent size
+  EXPECT_THAT(n.Validate({3, 1, 1}), StatusIs(absl::StatusCode::kInvalidArgument, "3 channels"));
   LatentNorm bad = n;
   bad.std[1] = 0;
-  EXPECT_THAT(bad.Validate(2), StatusIs(absl::StatusCode::kInvalidArgument, "channel 1"));
+  EXPECT_THAT(bad.Validate({2, 1, 1}), StatusIs(absl::StatusCode::kInvalidArgument, "value 1"));
+}
+
+TEST(LatentNormTest, PerLocationFitsEveryCellWithAFlooredStd) {
+  // One channel, two locations, three samples. Location 0: 0, 2, 4 (mean 2, std √(8/3));
+  // location 1: always 10 (its std floors at a tenth of the channel's pooled std).
+  Tensor z({3, 1, 1, 2}, {0, 10, 2, 10, 4, 10});
+  const LatentNorm channel = FitLatentNorm(z);
+  const LatentNorm n = FitLatentNorm(z, /*per_location=*/true);
+  ASSERT_EQ(n.mean.size(), 2u);
+  EXPECT_TRUE(n.per_location({1, 1, 2}));
+  EXPECT_FALSE(channel.per_location({1, 1, 2}));
+  EXPECT_FLOAT_EQ(n.mean[0], 2.0f);
+  EXPECT_FLOAT_EQ(n.std[0], std::sqrt(8.0f / 3));
+  EXPECT_FLOAT_EQ(n.mean[1], 10.0f);
+  EXPECT_FLOAT_EQ(n.std[1], kLocationStdFloor * channel.std[0]);
+  EXPECT_OK(n.Validate({1, 1, 2}));
+  EXPECT_THAT(n.Validate({1, 1, 3}), StatusIs(absl::StatusCode::kInvalidArgument));
+  Tensor one({1, 1, 1, 2}, {4, 10.5f});
+  ApplyLatentNorm(n, &one);
+  EXPECT_FLOAT_EQ(one.data()[0], 2.0f / std::sqrt(8.0f / 3));
+  EXPECT_FLOAT_EQ(one.data()[1], 0.5f / (kLocationStdFloor * channel.std[0]));
 }
 
 TEST(LatentNormTest, WrappedEncoderStandardisesItsOutput) {
