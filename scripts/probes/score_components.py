@@ -1,0 +1,42 @@
+#!/usr/bin/python3
+"""Probe, not product (issue 3's note of 2026-11-30): I-AUROC of each image-score component that
+invad-eval writes per image (predictions.csv: the calibrated `score` = ‖z_T‖² term + Diff term, the
+raw `sq_norm` and `diff`, and `map_max`, the upsampled anomaly map's maximum), per category and mean,
+over all test images and over the subtle bucket (normal + subtle defects). Reads the K = 3 reports of
+scripts/accuracy.py's default models. Choosing a score rule on these numbers selects on the test
+split: treat them as a lead, not a result.
+
+  scripts/probes/score_components.py [build/accuracy/reports]
+"""
+import csv
+import os
+import sys
+
+from sklearn.metrics import roc_auc_score
+
+CATEGORIES = ["grid", "wood", "metal", "carpet", "tile", "washer"]
+COLUMNS = ["score", "sq_norm", "diff", "map_max"]
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else "build/accuracy/reports"
+    table = {col: [] for col in COLUMNS}
+    for cat in CATEGORIES:
+        with open(os.path.join(root, f"default_{cat}_k3", "predictions.csv")) as f:
+            rows = list(csv.DictReader(f))
+        subtle = [r for r in rows if r["difficulty"] in ("subtle", "none")]
+        for col in COLUMNS:
+            table[col].append((
+                roc_auc_score([int(r["label"]) for r in rows], [float(r[col]) for r in rows]),
+                roc_auc_score([int(r["label"]) for r in subtle], [float(r[col]) for r in subtle])))
+    print("| image score | " + " | ".join(CATEGORIES) + " | mean | mean subtle |")
+    print("|---" * (len(CATEGORIES) + 3) + "|")
+    for col, v in table.items():
+        mean_all = sum(a for a, _ in v) / len(v)
+        mean_sub = sum(b for _, b in v) / len(v)
+        print(f"| {col} | " + " | ".join(f"{a:.3f}" for a, _ in v) +
+              f" | {mean_all:.3f} | {mean_sub:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
