@@ -6,10 +6,13 @@
 //
 // bench/run_core_bench.sh runs the variants docs/benchmarks.md reports. Figures come from here,
 // never from tests.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -222,6 +225,32 @@ void BM_PlanCached(benchmark::State& state) {
   }
 }
 
+// The filter bank alone on one 256² RGB woven grid (invad-datagen's pattern: period 12.4 px,
+// lattice tilted by 0.015 rad, pixel noise), without (0) and with (1) the lattice channels: what
+// --filter_lattice=auto costs a periodic texture's model per image.
+void BM_FilterBankLattice(benchmark::State& state) {
+  core::FilterBankConfig cfg;
+  cfg.laplacian = true;
+  cfg.periodic = true;
+  cfg.lattice = state.range(0) != 0;
+  auto enc = core::CreateFilterBankEncoder(cfg, {});
+  if (!enc.ok()) return state.SkipWithError(std::string(enc.status().message()).c_str());
+  core::Tensor image({1, 3, 256, 256});
+  std::mt19937 rng(3);
+  std::normal_distribution<float> noise(0.0f, 6.0f / 255);
+  for (int y = 0; y < 256; ++y) {
+    for (int x = 0; x < 256; ++x) {
+      const double u = x + 0.015 * y, v = y - 0.015 * x;
+      const double wx = std::sin(2 * M_PI * u / 12.4), wy = std::sin(2 * M_PI * v / 12.4 + 1);
+      const float g = static_cast<float>((118 + 45 * std::max(wx, wy) + 10 * wx * wy) / 255);
+      for (int c = 0; c < 3; ++c) image.data()[(c * 256 + y) * 256 + x] = g + noise(rng);
+    }
+  }
+  core::Tensor z0;
+  for (auto _ : state) Check((*enc)->Encode(image, &z0), state);
+  state.SetItemsProcessed(state.iterations());
+}
+
 void Batches(benchmark::internal::Benchmark* b) {
   for (int n : {1, 4, 16, 32}) b->Arg(n);
   b->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -230,6 +259,7 @@ void Batches(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Encoder)->Apply(Batches);
 BENCHMARK(BM_DenoiserCall)->Apply(Batches);
 BENCHMARK(BM_FullScoring)->Apply(Batches);
+BENCHMARK(BM_FilterBankLattice)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_PlanPerCall)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PlanCached)->Unit(benchmark::kMicrosecond);
 

@@ -32,6 +32,7 @@ core::FilterBankConfig FilterBankConfigOf(const v1::FilterBankEncoderSpec& e, in
   cfg.laplacian = e.laplacian();
   cfg.periodic = e.periodic();
   cfg.rotational = e.rotational();
+  cfg.lattice = e.lattice();
   return cfg;
 }
 

@@ -83,9 +83,19 @@ struct FilterBankConfig {
   // magnitude of each. Rings, rims and shading that vary slowly with the angle cancel there; a
   // local defect does not.
   bool rotational = false;
+  // Four channels of lattice residual, for periodic textures whose period is not a whole number
+  // of pixels or whose lattice is tilted (woven grids, meshes, tiles): each image's two lattice
+  // vectors, to a fraction of a pixel (FindLattice below), the grey image minus the mean of its
+  // eight lattice neighbours (±a1, ±a2, ±a1 ± a2; bicubic, those inside the image), then two
+  // detectors of it: its 3×3 box mean ("blob") and the maximum over 16 orientations of its mean
+  // along an 11-pixel digital line ("line", a matched filter for 1-px scratches and cracks); per
+  // cell the mean and maximum magnitude of each. The pattern cancels to the pixel noise, which the
+  // integer lags of `periodic` cannot do for such textures. An image without a lattice (no
+  // autocorrelation peak >= kLatticeCorrelation on both axes) uses the periodic residual instead.
+  bool lattice = false;
 
   absl::Status Validate() const;
-  // 10·|scales| + 2·input_channels + 2·laplacian + 4·periodic + 4·rotational channels
+  // 10·|scales| + 2·input_channels + 2·laplacian + 4·periodic + 4·rotational + 4·lattice channels
   LatentShape latent() const;
 };
 
@@ -106,6 +116,25 @@ inline constexpr double kRotationalAngle = 0.349066;
 // the channels on at >= kRoundPartThreshold.
 absl::StatusOr<double> ForegroundRoundness(const Tensor& images);
 inline constexpr double kRoundPartThreshold = 0.9;
+
+// An image's lattice: the first peak of its normalised autocorrelation (lag >= 4 px, within ±10 %
+// of each axis) on each axis, refined to a fraction of a pixel (parabolic fit, then its farthest
+// multiple within half the image divided by the multiple). `found` when both peaks reach
+// kLatticeCorrelation of the zero-lag value. Pixels, x then y.
+struct Lattice {
+  bool found = false;
+  double a1x = 0, a1y = 0;  // the vector along x
+  double a2x = 0, a2y = 0;  // the vector along y
+  double correlation = 0;   // the smaller of the two peaks' normalised autocorrelations
+};
+inline constexpr double kLatticeCorrelation = 0.8;
+// The lattice of each image in [N, C, H, W] (grey = the channels' mean; H, W >= 16).
+absl::StatusOr<std::vector<Lattice>> FindLattices(const Tensor& images);
+// How well FilterBankConfig::lattice suits a set of preprocessed images: the fraction of them in
+// which FindLattices finds a lattice. invad-train --filter_lattice=auto turns the channels on at
+// >= kLatticeFraction.
+absl::StatusOr<double> LatticeFraction(const Tensor& images);
+inline constexpr double kLatticeFraction = 0.9;
 
 // Kaiming-uniform conv weights (fixed random features until a trained encoder replaces them).
 NamedTensors InitConvEncoderWeights(const ConvEncoderConfig& config, uint64_t seed);

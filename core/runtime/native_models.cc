@@ -1,6 +1,7 @@
 // LibTorch translation unit 2 of the runtime: native models (DiT denoiser, conv encoder) and their
 // reference initialisation.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -541,6 +542,189 @@ torch::Tensor SeparableBlur(const torch::Tensor& x, const std::vector<double>& t
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Lattice residual (FilterBankConfig::lattice).
+
+// The normalised linear autocorrelation of each grey image [N, 1, H, W], on the CPU as [N, 2H, 2W]:
+// lag (dy, dx) at ((dy mod 2H), (dx mod 2W)), divided by the overlap (H − |dy|)(W − |dx|) and by
+// the zero lag (all zeros for a flat image).
+torch::Tensor NormalisedAutocorrelation(const torch::Tensor& grey) {
+  const int64_t h = grey.size(2), w = grey.size(3);
+  const torch::Tensor centred = grey - grey.mean({2, 3}, /*keepdim=*/true);
+  const torch::Tensor f = torch::fft::rfft2(torch::constant_pad_nd(centred, {0, w, 0, h}));
+  torch::Tensor ac =
+      torch::fft::irfft2(f * f.conj(), c10::IntArrayRef{2 * h, 2 * w}).squeeze(1).to(torch::kCPU);
+  const auto overlap = [&](int64_t n) {  // n − |lag| for the 2n circular lag indices
+    const torch::Tensor i = torch::arange(2 * n, ac.options());
+    return (n - torch::minimum(i, 2 * n - i)).clamp_min(1);
+  };
+  ac = ac / (overlap(h).view({1, -1, 1}) * overlap(w).view({1, 1, -1}));
+  const torch::Tensor zero = ac.select(1, 0).select(1, 0).view({-1, 1, 1});
+  return torch::where(zero > 1e-12, ac / zero.clamp_min(1e-12), torch::zeros_like(ac)).contiguous();
+}
+
+// FindLattices for one image's normalised autocorrelation `a` [2h, 2w] (row-major).
+Lattice LatticeOf(const float* a, int64_t h, int64_t w) {
+  const int64_t rows = 2 * h, cols = 2 * w;
+  auto at = [&](int64_t dy, int64_t dx) {
+    return a[((dy % rows + rows) % rows) * cols + ((dx % cols + cols) % cols)];
+  };
+  auto local_max = [&](int64_t dy, int64_t dx) {
+    const float v = at(dy, dx);
+    for (int64_t i = -1; i <= 1; ++i) {
+      for (int64_t j = -1; j <= 1; ++j) {
+        if ((i || j) && at(dy + i, dx + j) > v) return false;
+      }
+    }
+    return true;
+  };
+  auto parabola = [](double l, double c, double r) {
+    const double den = l - 2 * c + r;
+    return den < 0 ? std::clamp(0.5 * (l - r) / den, -0.5, 0.5) : 0.0;
+  };
+  // (x, y) of the sub-pixel peak at the integer lag (dy, dx).
+  auto refine = [&](int64_t dy, int64_t dx) {
+    return std::pair<double, double>{dx + parabola(at(dy, dx - 1), at(dy, dx), at(dy, dx + 1)),
+                                     dy + parabola(at(dy - 1, dx), at(dy, dx), at(dy + 1, dx))};
+  };
+  Lattice out;
+  out.correlation = 1;
+  for (const bool along_x : {true, false}) {
+    const int64_t half = (along_x ? w : h) / 2;
+    int64_t best_l = 0, best_d = 0;
+    float best = -1;
+    for (int64_t l = 4; l < half - 2 && best < 0; ++l) {  // the smallest lag with a peak
+      const int64_t span = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(0.1 * l)));
+      for (int64_t d = -span; d <= span; ++d) {
+        const int64_t dy = along_x ? d : l, dx = along_x ? l : d;
+        const float v = at(dy, dx);
+        if (v >= kLatticeCorrelation && v > best && local_max(dy, dx)) {
+          best = v;
+          best_l = l;
+          best_d = d;
+        }
+      }
+    }
+    if (best < 0) {
+      out.correlation = 0;
+      return out;
+    }
+    out.correlation = std::min<double>(out.correlation, best);
+    auto [x, y] = refine(along_x ? best_d : best_l, along_x ? best_l : best_d);
+    // The farthest multiple within half the image divides the fit's error by the multiple.
+    const int64_t n = static_cast<int64_t>((half - 3) / std::max(std::abs(x), std::abs(y)));
+    if (n >= 2) {
+      int64_t fy = std::lround(n * y), fx = std::lround(n * x), my = fy, mx = fx;
+      for (int64_t i = -2; i <= 2; ++i) {
+        for (int64_t j = -2; j <= 2; ++j) {
+          if (at(fy + i, fx + j) > at(my, mx)) my = fy + i, mx = fx + j;
+        }
+      }
+      const auto [fx2, fy2] = refine(my, mx);
+      x = fx2 / n;
+      y = fy2 / n;
+    }
+    (along_x ? out.a1x : out.a2x) = x;
+    (along_x ? out.a1y : out.a2y) = y;
+  }
+  out.found = true;
+  return out;
+}
+
+std::vector<Lattice> LatticesOf(const torch::Tensor& grey) {
+  const torch::Tensor ac = NormalisedAutocorrelation(grey);
+  const int64_t h = grey.size(2), w = grey.size(3);
+  std::vector<Lattice> out;
+  for (int64_t b = 0; b < grey.size(0); ++b)
+    out.push_back(LatticeOf(ac.data_ptr<float>() + b * 4 * h * w, h, w));
+  return out;
+}
+
+// Cubic-convolution weights (A = −0.75, as bicubic grid_sample) of the taps at ⌊s⌋ − 1 .. ⌊s⌋ + 2
+// for the fraction t = s − ⌊s⌋.
+std::array<double, 4> CubicWeights(double t) {
+  constexpr double kA = -0.75;
+  auto inner = [](double x) { return ((kA + 2) * x - (kA + 3)) * x * x + 1; };          // |x| ≤ 1
+  auto outer = [](double x) { return ((kA * x - 5 * kA) * x + 8 * kA) * x - 4 * kA; };  // 1–2
+  return {outer(t + 1), inner(t), inner(1 - t), outer(2 - t)};
+}
+
+// g [1, 1, H, W] minus the mean of its eight lattice neighbours inside the image. Each neighbour
+// is the image shifted by a constant sub-pixel offset, so its bicubic interpolation is two
+// separable 4-tap passes over the replicate-padded image: grid_sample's bicubic values with
+// border padding, at about a third of its cost.
+torch::Tensor LatticeTemplateResidual(const torch::Tensor& g, const Lattice& l) {
+  const int64_t h = g.size(2), w = g.size(3);
+  std::vector<std::pair<double, double>> shifts;
+  double reach = 0;
+  for (int i = -1; i <= 1; ++i) {
+    for (int j = -1; j <= 1; ++j) {
+      if (i == 0 && j == 0) continue;
+      const double dx = i * l.a1x + j * l.a2x, dy = i * l.a1y + j * l.a2y;
+      shifts.emplace_back(dx, dy);
+      reach = std::max({reach, std::abs(dx), std::abs(dy)});
+    }
+  }
+  const int64_t pad = static_cast<int64_t>(std::ceil(reach)) + 2;
+  const torch::Tensor p = torch::replication_pad2d(g, {pad, pad, pad, pad});
+  const auto opt = g.options();
+  const torch::Tensor xs = torch::arange(w, opt).view({1, 1, 1, w});
+  const torch::Tensor ys = torch::arange(h, opt).view({1, 1, h, 1});
+  torch::Tensor sum = torch::zeros_like(g), count = torch::zeros_like(g);
+  for (const auto& [dx, dy] : shifts) {
+    const double fx = std::floor(dx), fy = std::floor(dy);
+    const std::array<double, 4> wx = CubicWeights(dx - fx), wy = CubicWeights(dy - fy);
+    const int64_t ix = static_cast<int64_t>(fx), iy = static_cast<int64_t>(fy);
+    const torch::Tensor band = p.narrow(2, pad + iy - 1, h + 3);
+    torch::Tensor rows = torch::zeros({g.size(0), 1, h + 3, w}, opt);
+    for (int t = 0; t < 4; ++t) rows.add_(band.narrow(3, pad + ix - 1 + t, w), wx[t]);
+    torch::Tensor shifted = torch::zeros_like(g);
+    for (int t = 0; t < 4; ++t) shifted.add_(rows.narrow(2, t, h), wy[t]);
+    const torch::Tensor valid = (((xs + dx) >= 0) & ((xs + dx) <= w - 1)).to(g.dtype()) *
+                                (((ys + dy) >= 0) & ((ys + dy) <= h - 1)).to(g.dtype());
+    sum.add_(shifted * valid);
+    count.add_(valid);
+  }
+  return torch::where(count > 0, g - sum / count.clamp_min(1), torch::zeros_like(g));
+}
+
+// The half-length of the lattice channels' line detector: 2·5 + 1 = 11 pixels.
+constexpr int64_t kLineHalf = 5;
+constexpr int kLineOrientations = 16;
+
+// The maximum over kLineOrientations orientations of |the mean of r [N, 1, H, W] along an
+// 11-pixel digital line| (one pixel per step along the line's major axis), reflect-padded.
+torch::Tensor LineResponse(const torch::Tensor& r) {
+  const int64_t h = r.size(2), w = r.size(3), k = kLineHalf;
+  const torch::Tensor p = torch::reflection_pad2d(r, {k, k, k, k});
+  torch::Tensor best;
+  for (int o = 0; o < kLineOrientations; ++o) {
+    const double th = M_PI * o / kLineOrientations, c = std::cos(th), s = std::sin(th);
+    torch::Tensor acc = torch::zeros_like(r);
+    for (int64_t t = -k; t <= k; ++t) {
+      const int64_t dx = std::abs(c) >= std::abs(s) ? t : std::lround(t * c / s);
+      const int64_t dy = std::abs(c) >= std::abs(s) ? std::lround(t * s / c) : t;
+      acc.add_(p.narrow(2, k + dy, h).narrow(3, k + dx, w));
+    }
+    acc = acc.abs_().div_(2 * k + 1);
+    best = best.defined() ? torch::maximum(best, acc) : acc;
+  }
+  return best;
+}
+
+// grey [N, 1, H, W] minus, per image, its lattice template (LatticeTemplateResidual), or its
+// periodic residual (PeriodicResidual) where no lattice is found.
+torch::Tensor LatticeResidual(const torch::Tensor& grey) {
+  const std::vector<Lattice> lattices = LatticesOf(grey);
+  torch::Tensor out = torch::empty_like(grey);
+  for (int64_t b = 0; b < grey.size(0); ++b) {
+    const torch::Tensor g = grey.narrow(0, b, 1);
+    out.narrow(0, b, 1).copy_(lattices[b].found ? LatticeTemplateResidual(g, lattices[b])
+                                                : PeriodicResidual(g));
+  }
+  return out;
+}
+
 class FilterBankEncoder final : public Encoder {
  public:
   static absl::StatusOr<std::unique_ptr<FilterBankEncoder>> Create(const FilterBankConfig& cfg,
@@ -634,6 +818,16 @@ class FilterBankEncoder final : public Encoder {
       };
       if (cfg_.periodic) residual_stats(PeriodicResidual(grey));
       if (cfg_.rotational) residual_stats(RotationalResidual(grey));
+      if (cfg_.lattice) {  // blob and line detectors: per cell the mean and maximum
+        const torch::Tensor r = LatticeResidual(grey);
+        const torch::Tensor blob =
+            torch::avg_pool2d(r, 3, 1, 1, /*ceil_mode=*/false, /*count_include_pad=*/false).abs();
+        const torch::Tensor line = LineResponse(r);
+        for (const torch::Tensor& d : {blob, line}) {
+          parts.push_back(torch::avg_pool2d(d, cell));
+          parts.push_back(torch::max_pool2d(d, cell));
+        }
+      }
       internal::CopyOut(torch::cat(parts, 1), z0);
     });
   }
@@ -641,7 +835,8 @@ class FilterBankEncoder final : public Encoder {
   std::string Describe() const override {
     return absl::StrCat("filter-bank-encoder(scales=", absl::StrJoin(cfg_.scales, "/"),
                         cfg_.laplacian ? ", laplacian" : "", cfg_.periodic ? ", periodic" : "",
-                        cfg_.rotational ? ", rotational" : "", ", ", device_.str(), ")");
+                        cfg_.rotational ? ", rotational" : "", cfg_.lattice ? ", lattice" : "",
+                        ", ", device_.str(), ")");
   }
 
  private:
@@ -814,12 +1009,16 @@ absl::Status FilterBankConfig::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat(
         "filter_bank.rotational needs input_size >= ", kPeriodicMinInput, ", got ", input_size));
   }
+  if (lattice && input_size < kPeriodicMinInput) {  // lattice lags from 4 px, its fallback's blurs
+    return absl::InvalidArgumentError(absl::StrCat(
+        "filter_bank.lattice needs input_size >= ", kPeriodicMinInput, ", got ", input_size));
+  }
   return absl::OkStatus();
 }
 
 LatentShape FilterBankConfig::latent() const {
   return {static_cast<int64_t>(10 * scales.size() + 2 * input_channels + (laplacian ? 2 : 0) +
-                               (periodic ? 4 : 0) + (rotational ? 4 : 0)),
+                               (periodic ? 4 : 0) + (rotational ? 4 : 0) + (lattice ? 4 : 0)),
           latent_size, latent_size};
 }
 
@@ -857,6 +1056,31 @@ absl::StatusOr<double> ForegroundRoundness(const Tensor& images) {
   });
   if (!s.ok()) return s;
   return out;
+}
+
+absl::StatusOr<std::vector<Lattice>> FindLattices(const Tensor& images) {
+  if (images.rank() != 4 || images.dim(0) < 1 || images.dim(2) < 16 || images.dim(3) < 16) {
+    return absl::InvalidArgumentError("FindLattices: images must be [N >= 1, C, H >= 16, W >= 16]");
+  }
+  std::vector<Lattice> out;
+  absl::Status s = Guarded("finding the images' lattices", [&] {
+    c10::InferenceMode guard;
+    constexpr int64_t kChunk = 32;  // bounds the autocorrelations' memory for large sets
+    for (int64_t i = 0; i < images.dim(0); i += kChunk) {
+      const Tensor chunk = images.Slice(i, std::min(kChunk, images.dim(0) - i));
+      for (const Lattice& l : LatticesOf(internal::View(chunk).mean(1, /*keepdim=*/true)))
+        out.push_back(l);
+    }
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<double> LatticeFraction(const Tensor& images) {
+  INVAD_ASSIGN_OR_RETURN(const std::vector<Lattice> lattices, FindLattices(images));
+  double found = 0;
+  for (const Lattice& l : lattices) found += l.found;
+  return found / static_cast<double>(lattices.size());
 }
 
 absl::StatusOr<std::unique_ptr<Encoder>> CreateNativeConvEncoder(const ConvEncoderConfig& config,

@@ -7,6 +7,16 @@ scripts/accuracy.py's default models. Choosing a score rule on these numbers sel
 split: treat them as a lead, not a result.
 
   scripts/probes/score_components.py [build/accuracy/reports]
+
+Without selecting on the test split: the same models scored on a development split from another
+datagen seed (new images, same distribution), e.g.
+
+  build/release/tools/datagen/invad-datagen --out build/accuracy/dev/data --seed 12 --train 1 \
+      --test_good 80 --test_per_defect 20
+  for c in grid wood metal carpet tile washer; do build/release/tools/eval/invad-eval \
+      --model build/accuracy/models/default_$c --data build/accuracy/dev/data/$c \
+      --out build/accuracy/dev/reports/default_${c}_k3 --steps 3; done
+  scripts/probes/score_components.py build/accuracy/dev/reports
 """
 import csv
 import os

@@ -48,6 +48,11 @@ ABSL_FLAG(std::string, filter_rotational, kDefaults.filter_rotational,
           "its rotations by +-20 degrees about the part's centroid, blurred; mean and peak "
           "magnitude per cell): auto (on when the training images show one round part on a "
           "plain background), true or false.");
+ABSL_FLAG(std::string, filter_lattice, kDefaults.filter_lattice,
+          "Filter bank: four lattice-residual channels for periodic textures (the grey image minus "
+          "its neighbours on the image's own lattice, found to a fraction of a pixel; box and "
+          "11-px line detectors, mean and peak magnitude per cell): auto (on when the training "
+          "images show a lattice), true or false.");
 ABSL_FLAG(std::string, pose, kDefaults.pose,
           "Pose normalisation of the input, recorded in the manifest (serving does the same): "
           "none; moment (turn the part about its centroid so its intensity moment points along "
@@ -134,6 +139,7 @@ int main(int argc, char** argv) {
   o.filter_laplacian = absl::GetFlag(FLAGS_filter_laplacian);
   o.filter_periodic = absl::GetFlag(FLAGS_filter_periodic);
   o.filter_rotational = absl::GetFlag(FLAGS_filter_rotational);
+  o.filter_lattice = absl::GetFlag(FLAGS_filter_lattice);
   o.pose = absl::GetFlag(FLAGS_pose);
   o.encoder_steps = absl::GetFlag(FLAGS_encoder_steps);
   o.normalize_latent = absl::GetFlag(FLAGS_normalize_latent);

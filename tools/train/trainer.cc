@@ -72,6 +72,10 @@ absl::Status Validate(const TrainOptions& o) {
     return bad(
         absl::StrCat("--filter_rotational ", o.filter_rotational, ": must be auto, true or false"));
   }
+  if (o.filter_lattice != "auto" && o.filter_lattice != "true" && o.filter_lattice != "false") {
+    return bad(
+        absl::StrCat("--filter_lattice ", o.filter_lattice, ": must be auto, true or false"));
+  }
   if (o.pose != "auto" && o.pose != "none" && o.pose != "moment")
     return bad(absl::StrCat("--pose ", o.pose, ": must be auto, none or moment"));
   const int given = (o.steps > 0) + (o.epochs > 0) + (o.time_budget > 0);
@@ -267,11 +271,11 @@ std::string Fingerprint(const TrainOptions& o, const std::vector<Item>& train) {
       ";lc=", o.latent_channels, ";ls=", o.latent_size, ";cc=", absl::StrJoin(o.conv_channels, ","),
       ";co=", absl::StrJoin(o.conv_outputs, ","), ";fs=", absl::StrJoin(o.filter_scales, ","),
       ";flap=", o.filter_laplacian, ";fper=", o.filter_periodic, ";frot=", o.filter_rotational,
-      ";pose=", o.pose, ";es=", o.encoder_steps, ";norm=", o.normalize_latent, "/",
-      o.normalize_latent_per_location, ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads,
-      "/", o.dit_patch, ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget,
-      ";bs=", o.batch_size, ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction,
-      ";mv=", o.min_val, ";files=");
+      ";flat=", o.filter_lattice, ";pose=", o.pose, ";es=", o.encoder_steps,
+      ";norm=", o.normalize_latent, "/", o.normalize_latent_per_location, ";dit=", o.dit_hidden,
+      "/", o.dit_depth, "/", o.dit_heads, "/", o.dit_patch, ";steps=", o.steps,
+      ";epochs=", o.epochs, ";budget=", o.time_budget, ";bs=", o.batch_size, ";lr=", o.lr,
+      ";seed=", o.seed, ";vf=", o.val_fraction, ";mv=", o.min_val, ";files=");
   for (const Item& it : train) absl::StrAppend(&s, it.category, "/", it.path, ";");
   return bundle::Sha256Hex(s);
 }
@@ -550,11 +554,21 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     } else {
       fc.rotational = o.filter_rotational == "true";
     }
+    if (o.filter_lattice == "auto") {
+      INVAD_ASSIGN_OR_RETURN(const double fraction, core::LatticeFraction(train_images));
+      fc.lattice = fraction >= core::kLatticeFraction;
+      (*config.mutable_metadata())["lattice_fraction"] = absl::StrFormat("%.3f", fraction);
+      Log(o, absl::StrFormat("a lattice in %.0f%% of the training images: lattice channels %s",
+                             100 * fraction, fc.lattice ? "on" : "off"));
+    } else {
+      fc.lattice = o.filter_lattice == "true";
+    }
     INVAD_ASSIGN_OR_RETURN(encoder, core::CreateFilterBankEncoder(fc, enc_rt));
     for (float s : o.filter_scales) config.mutable_encoder()->mutable_filter_bank()->add_scales(s);
     config.mutable_encoder()->mutable_filter_bank()->set_laplacian(o.filter_laplacian);
     config.mutable_encoder()->mutable_filter_bank()->set_periodic(o.filter_periodic);
     config.mutable_encoder()->mutable_filter_bank()->set_rotational(fc.rotational);
+    config.mutable_encoder()->mutable_filter_bank()->set_lattice(fc.lattice);
   } else if (o.encoder == "torchscript") {
     INVAD_ASSIGN_OR_RETURN(std::string bytes, bundle::ReadFile(o.encoder_file));
     files.push_back({"encoder.pt", std::move(bytes)});

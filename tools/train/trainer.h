@@ -55,6 +55,10 @@ struct TrainOptions {
   // (core::FilterBankConfig::rotational): auto (on when the training images' foreground is one
   // round part, core::ForegroundRoundness >= core::kRoundPartThreshold), true or false.
   std::string filter_rotational = "auto";
+  // filter_bank: four lattice-residual channels for periodic textures
+  // (core::FilterBankConfig::lattice): auto (on when core::FindLattices finds a lattice in at least
+  // core::kLatticeFraction of the training images), true or false.
+  std::string filter_lattice = "auto";
   // Pose normalisation of the input (preprocess::PoseMode), recorded in the manifest so serving
   // does the same: none, moment, or auto (moment when nearly every training image shows one part
   // on a plain background and turning the parts into the canonical pose cuts the training images'

@@ -158,6 +158,42 @@ TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
   EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument, "filter_rotational"));
 }
 
+TEST(TrainToolTest, LatticeChannelsFollowTheDataUnderAuto) {
+  // A woven grid (a lattice in every image) turns them on; a round part does not; an explicit
+  // value overrides auto; the bundle records the decision and the measured fraction, and loads.
+  const fs::path grid = MakeData("lat_grid_data", "grid", 64, 24, 1, 1);
+  const fs::path washer = MakeData("lat_washer_data", "washer", 64, 24, 1, 1);
+  struct Case {
+    fs::path data;
+    std::string flag;
+    bool on;
+  };
+  for (const Case& c : {Case{grid, "auto", true}, Case{washer, "auto", false},
+                        Case{grid, "false", false}, Case{washer, "true", true}}) {
+    TrainOptions o = Tiny(c.data, Fresh("lat_model"));
+    o.image_size = 64;
+    o.steps = 2;
+    o.filter_rotational = "false";
+    o.filter_lattice = c.flag;
+    auto r = RunTraining(o);
+    ASSERT_OK(r);
+    auto b = bundle::ReadBundle(r->version_dir);
+    ASSERT_OK(b);
+    EXPECT_EQ(b->config.encoder().filter_bank().lattice(), c.on) << c.data << " " << c.flag;
+    EXPECT_EQ(b->config.latent().channels(), 10 + 6 + 2 + 4 + (c.on ? 4 : 0));
+    const auto& meta = b->config.metadata();
+    EXPECT_EQ(meta.contains("lattice_fraction"), c.flag == "auto");
+    if (c.flag == "auto") {
+      const double fraction = std::stod(meta.at("lattice_fraction"));
+      EXPECT_EQ(fraction >= core::kLatticeFraction, c.on) << fraction;
+    }
+    EXPECT_OK(QuickEval(o.out, c.data, "lat_report"));
+  }
+  TrainOptions bad = Tiny(grid, Fresh("lat_bad"));
+  bad.filter_lattice = "maybe";
+  EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument, "filter_lattice"));
+}
+
 // `n` images of one part that never moves (a fixture): a lit ring, pixel noise only.
 fs::path FixedPart(const std::string& name, int n) {
   const fs::path dir = Fresh(name);

@@ -585,6 +585,138 @@ TEST(FilterBankEncoderTest, RotationalChannelsCancelTheRingAndKeepTheDefect) {
               StatusIs(absl::StatusCode::kInvalidArgument, "rotational needs input_size >= 16"));
 }
 
+// A woven grid as invad-datagen draws it (scaled to [0, 1]): period 10.6 px, lattice tilted by
+// 0.02 rad, so neither the period nor its direction falls on whole pixels; plus Gaussian pixel
+// noise (σ grey levels) and, optionally, a faint 1-px line (−10 grey levels, 11 px long, 30°)
+// centred in cell (5, 2) of the 8×8 latent.
+constexpr double kGridPeriod = 10.6, kGridTilt = 0.02;
+Tensor GridImage(bool line, uint64_t seed, double sigma = 2.0) {
+  Tensor img({1, 1, 128, 128});
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> noise(0.0, sigma);
+  for (int y = 0; y < 128; ++y) {
+    for (int x = 0; x < 128; ++x) {
+      const double u = x + kGridTilt * y, v = y - kGridTilt * x;
+      const double wx = std::sin(2 * M_PI * u / kGridPeriod + 0.7),
+                   wy = std::sin(2 * M_PI * v / kGridPeriod + 2.1);
+      img.data()[y * 128 + x] =
+          static_cast<float>((118 + 45 * std::max(wx, wy) + 10 * wx * wy + noise(rng)) / 255);
+    }
+  }
+  if (line) {
+    for (int t = -5; t <= 5; ++t) {
+      const int x = 40 + static_cast<int>(std::lround(t * std::cos(M_PI / 6)));
+      const int y = 88 + static_cast<int>(std::lround(t * std::sin(M_PI / 6)));
+      img.data()[y * 128 + x] -= 10.0f / 255;
+    }
+  }
+  return img;
+}
+
+TEST(FilterBankEncoderTest, LatticeChannelsCancelATiltedSubPixelGridAndFindAFaintLine) {
+  // The lattice, to a fraction of a pixel: u = x + t·y, v = y − t·x advance by one period.
+  auto lattices = FindLattices(GridImage(false, 1));
+  ASSERT_OK(lattices);
+  ASSERT_EQ(lattices->size(), 1u);
+  const Lattice& l = (*lattices)[0];
+  ASSERT_TRUE(l.found);
+  const double len = kGridPeriod / (1 + kGridTilt * kGridTilt);
+  EXPECT_NEAR(l.a1x, len, 0.05);
+  EXPECT_NEAR(l.a1y, kGridTilt * len, 0.05);
+  EXPECT_NEAR(l.a2x, -kGridTilt * len, 0.05);
+  EXPECT_NEAR(l.a2y, len, 0.05);
+  EXPECT_GE(l.correlation, kLatticeCorrelation);
+
+  FilterBankConfig cfg;
+  cfg.input_channels = 1;
+  cfg.input_size = 128;
+  cfg.latent_size = 8;
+  cfg.scales = {2.0f};
+  cfg.periodic = true;
+  cfg.lattice = true;
+  EXPECT_EQ(cfg.latent(), (LatentShape{20, 8, 8}));
+  auto enc = CreateFilterBankEncoder(cfg, {});
+  ASSERT_OK(enc);
+  Tensor z, z_clean, z_exact;
+  ASSERT_OK((*enc)->Encode(GridImage(true, 2), &z));
+  ASSERT_OK((*enc)->Encode(GridImage(false, 2), &z_clean));
+  ASSERT_OK((*enc)->Encode(GridImage(false, 2, /*sigma=*/0), &z_exact));
+  ASSERT_EQ(z.shape(), (Shape{1, 20, 8, 8}));
+  auto at = [](const Tensor& t, int c, int y, int x) { return t.data()[(c * 8 + y) * 8 + x]; };
+  // Channels 12..15: the periodic residual (integer lags); 16..19: the lattice residual's box
+  // mean (cell mean, max) and line response (cell mean, max). Without noise the lattice residual
+  // cancels the pattern to about a grey level everywhere (bicubic error at its sharp ridges), where
+  // the integer lags leave several (grey levels of 255 below). With noise it is the noise: its mean
+  // |box mean| is near σ/3·√(2/π)·√(9/8) ≈ 0.56.
+  float lattice_mean = 0, exact_lattice_peak = 0, exact_periodic_peak = 0, line_peak = 0;
+  for (int y = 0; y < 8; ++y) {
+    for (int x = 0; x < 8; ++x) {
+      lattice_mean += 255 * at(z_clean, 16, y, x) / 64;
+      exact_lattice_peak = std::max(exact_lattice_peak, 255 * at(z_exact, 17, y, x));
+      exact_periodic_peak = std::max(exact_periodic_peak, 255 * at(z_exact, 13, y, x));
+      if (y != 5 || x != 2) line_peak = std::max(line_peak, 255 * at(z, 19, y, x));
+    }
+  }
+  EXPECT_LT(exact_lattice_peak, 1.5f);   // measured 1.09
+  EXPECT_GT(exact_periodic_peak, 3.0f);  // measured 4.27
+  EXPECT_LT(lattice_mean, 0.8f);         // measured 0.64
+  // The faint line: its cell's peak line response is near its contrast (10 grey levels, less where
+  // the digital line and the filter's differ) and stands clear of every other cell's noise
+  // (measured 7.4 against 3.3).
+  EXPECT_GT(255 * at(z, 19, 5, 2), 6.0f);
+  EXPECT_GT(255 * at(z, 19, 5, 2), 1.8f * line_peak);
+  EXPECT_LT(255 * at(z_clean, 19, 5, 2), 1.2f * line_peak);
+
+  // The other channels are the same with and without the lattice ones.
+  FilterBankConfig plain = cfg;
+  plain.lattice = false;
+  auto enc_plain = CreateFilterBankEncoder(plain, {});
+  ASSERT_OK(enc_plain);
+  Tensor z_plain;
+  ASSERT_OK((*enc_plain)->Encode(GridImage(true, 2), &z_plain));
+  ASSERT_EQ(z_plain.shape(), (Shape{1, 16, 8, 8}));
+  for (int64_t i = 0; i < z_plain.numel(); ++i) ASSERT_EQ(z_plain.data()[i], z.data()[i]) << i;
+  cfg.input_size = 8;
+  cfg.scales = {1.0f};
+  cfg.periodic = false;
+  EXPECT_THAT(CreateFilterBankEncoder(cfg, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "lattice needs input_size >= 16"));
+}
+
+TEST(FilterBankEncoderTest, LatticeFractionTellsAGridFromNoiseAndAFlatImage) {
+  Tensor images({3, 1, 128, 128});
+  const Tensor grid = GridImage(false, 3);
+  std::copy(grid.data(), grid.data() + grid.numel(), images.sample(0));
+  std::mt19937_64 rng(4);
+  std::normal_distribution<float> noise(0.5f, 0.1f);
+  for (int64_t i = 0; i < 128 * 128; ++i) images.sample(1)[i] = noise(rng);
+  std::fill(images.sample(2), images.sample(2) + 128 * 128, 0.5f);
+  auto lattices = FindLattices(images);
+  ASSERT_OK(lattices);
+  ASSERT_EQ(lattices->size(), 3u);
+  EXPECT_TRUE((*lattices)[0].found);
+  EXPECT_FALSE((*lattices)[1].found);
+  EXPECT_LT((*lattices)[1].correlation, kLatticeCorrelation);
+  EXPECT_FALSE((*lattices)[2].found);
+  auto fraction = LatticeFraction(images);
+  ASSERT_OK(fraction);
+  EXPECT_NEAR(*fraction, 1.0 / 3, 1e-9);
+  // A noise image's lattice channels fall back to the periodic residual and stay finite.
+  FilterBankConfig cfg;
+  cfg.input_channels = 1;
+  cfg.input_size = 128;
+  cfg.latent_size = 8;
+  cfg.scales = {2.0f};
+  cfg.lattice = true;
+  auto enc = CreateFilterBankEncoder(cfg, {});
+  ASSERT_OK(enc);
+  Tensor z;
+  ASSERT_OK((*enc)->Encode(images, &z));
+  for (int64_t i = 0; i < z.numel(); ++i) ASSERT_TRUE(std::isfinite(z.data()[i])) << i;
+  EXPECT_THAT(FindLattices(Tensor({1, 1, 8, 8})),
+              StatusIs(absl::StatusCode::kInvalidArgument, "H >= 16"));
+}
+
 TEST(FilterBankEncoderTest, ForegroundRoundnessTellsARoundPartFromTexturesAndOtherShapes) {
   // The ring (IoU with its 20° turn about its centroid ≈ 0.96), with and without a defect.
   Tensor rings({2, 1, 64, 64});
