@@ -31,6 +31,7 @@ run no_malloc_fix --malloc_fix=0 --benchmark_filter='BM_(Encoder|DenoiserCall)/1
 run one_thread --threads=1 --benchmark_filter='BM_(Encoder|DenoiserCall)/16/'
 run bf16 --precision=bf16 --benchmark_filter='BM_DenoiserCall/16/'
 run plan --benchmark_filter='BM_Plan'
+run lattice --benchmark_filter='BM_FilterBankLattice'
 # P1: the reference BLAS that libtorch gets without OpenBLAS (Debian's libblas3), via the loader path.
 ref_blas=/usr/lib/x86_64-linux-gnu/blas
 if [[ -e $ref_blas/libblas.so.3 ]]; then

@@ -392,6 +392,17 @@ TEST(NativeConvEncoderTest, OutputsConcatenatedStagesAtLatentSize) {
               StatusIs(absl::StatusCode::kInvalidArgument, "unexpected"));
 }
 
+// A grey filter bank with one scale (σ = 2 px) and no optional channels: what the channel tests
+// switch their channels on in.
+FilterBankConfig GreyBank(int input_size, int latent_size) {
+  FilterBankConfig cfg;
+  cfg.input_channels = 1;
+  cfg.input_size = input_size;
+  cfg.latent_size = latent_size;
+  cfg.scales = {2.0f};
+  return cfg;
+}
+
 TEST(FilterBankEncoderTest, RespondsToAnEdgeWhereItIs) {
   FilterBankConfig cfg;
   cfg.input_channels = 1;
@@ -424,11 +435,7 @@ TEST(FilterBankEncoderTest, RespondsToAnEdgeWhereItIs) {
 }
 
 TEST(FilterBankEncoderTest, LaplacianChannelsSeeFineDetailOnlyWhereItIs) {
-  FilterBankConfig cfg;
-  cfg.input_channels = 1;
-  cfg.input_size = 32;
-  cfg.latent_size = 4;
-  cfg.scales = {2.0f};
+  FilterBankConfig cfg = GreyBank(32, 4);
   cfg.laplacian = true;
   EXPECT_EQ(cfg.latent(), (LatentShape{14, 4, 4}));
   auto enc = CreateFilterBankEncoder(cfg, {});
@@ -458,11 +465,7 @@ TEST(FilterBankEncoderTest, LaplacianChannelsSeeFineDetailOnlyWhereItIs) {
 }
 
 TEST(FilterBankEncoderTest, PeriodicChannelsCancelThePatternAndKeepTheDefect) {
-  FilterBankConfig cfg;
-  cfg.input_channels = 1;
-  cfg.input_size = 64;
-  cfg.latent_size = 8;
-  cfg.scales = {2.0f};
+  FilterBankConfig cfg = GreyBank(64, 8);
   cfg.periodic = true;
   EXPECT_EQ(cfg.latent(), (LatentShape{16, 8, 8}));
   auto enc = CreateFilterBankEncoder(cfg, {});
@@ -533,11 +536,7 @@ Tensor RingImage(bool defect) {
 }
 
 TEST(FilterBankEncoderTest, RotationalChannelsCancelTheRingAndKeepTheDefect) {
-  FilterBankConfig cfg;
-  cfg.input_channels = 1;
-  cfg.input_size = 64;
-  cfg.latent_size = 8;
-  cfg.scales = {2.0f};
+  FilterBankConfig cfg = GreyBank(64, 8);
   cfg.rotational = true;
   EXPECT_EQ(cfg.latent(), (LatentShape{16, 8, 8}));
   auto enc = CreateFilterBankEncoder(cfg, {});
@@ -627,11 +626,7 @@ TEST(FilterBankEncoderTest, LatticeChannelsCancelATiltedSubPixelGridAndFindAFain
   EXPECT_NEAR(l.a2y, len, 0.05);
   EXPECT_GE(l.correlation, kLatticeCorrelation);
 
-  FilterBankConfig cfg;
-  cfg.input_channels = 1;
-  cfg.input_size = 128;
-  cfg.latent_size = 8;
-  cfg.scales = {2.0f};
+  FilterBankConfig cfg = GreyBank(128, 8);
   cfg.periodic = true;
   cfg.lattice = true;
   EXPECT_EQ(cfg.latent(), (LatentShape{20, 8, 8}));
@@ -702,11 +697,7 @@ TEST(FilterBankEncoderTest, LatticeFractionTellsAGridFromNoiseAndAFlatImage) {
   ASSERT_OK(fraction);
   EXPECT_NEAR(*fraction, 1.0 / 3, 1e-9);
   // A noise image's lattice channels fall back to the periodic residual and stay finite.
-  FilterBankConfig cfg;
-  cfg.input_channels = 1;
-  cfg.input_size = 128;
-  cfg.latent_size = 8;
-  cfg.scales = {2.0f};
+  FilterBankConfig cfg = GreyBank(128, 8);
   cfg.lattice = true;
   auto enc = CreateFilterBankEncoder(cfg, {});
   ASSERT_OK(enc);
