@@ -225,9 +225,10 @@ void BM_PlanCached(benchmark::State& state) {
   }
 }
 
-// The filter bank alone on one 256² RGB woven grid (invad-datagen's pattern: period 12.4 px,
-// lattice tilted by 0.015 rad, pixel noise), without (0) and with (1) the lattice channels: what
-// --filter_lattice=auto costs a periodic texture's model per image.
+// The filter bank alone on 256² RGB woven grids (invad-datagen's pattern: period 12.4 px, lattice
+// tilted by 0.015 rad, pixel noise), without (lattice:0) and with (lattice:1) the lattice channels,
+// at batch 1 and 16 (invad-eval's batch): what --filter_lattice=auto costs a periodic texture's
+// model per image.
 void BM_FilterBankLattice(benchmark::State& state) {
   core::FilterBankConfig cfg;
   cfg.laplacian = true;
@@ -235,20 +236,23 @@ void BM_FilterBankLattice(benchmark::State& state) {
   cfg.lattice = state.range(0) != 0;
   auto enc = core::CreateFilterBankEncoder(cfg, {});
   if (!enc.ok()) return state.SkipWithError(std::string(enc.status().message()).c_str());
-  core::Tensor image({1, 3, 256, 256});
+  const int64_t batch = state.range(1);
+  core::Tensor images({batch, 3, 256, 256});
   std::mt19937 rng(3);
   std::normal_distribution<float> noise(0.0f, 6.0f / 255);
-  for (int y = 0; y < 256; ++y) {
-    for (int x = 0; x < 256; ++x) {
-      const double u = x + 0.015 * y, v = y - 0.015 * x;
-      const double wx = std::sin(2 * M_PI * u / 12.4), wy = std::sin(2 * M_PI * v / 12.4 + 1);
-      const float g = static_cast<float>((118 + 45 * std::max(wx, wy) + 10 * wx * wy) / 255);
-      for (int c = 0; c < 3; ++c) image.data()[(c * 256 + y) * 256 + x] = g + noise(rng);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int y = 0; y < 256; ++y) {
+      for (int x = 0; x < 256; ++x) {
+        const double u = x + 0.015 * y, v = y - 0.015 * x;
+        const double wx = std::sin(2 * M_PI * u / 12.4 + b), wy = std::sin(2 * M_PI * v / 12.4 + 1);
+        const float g = static_cast<float>((118 + 45 * std::max(wx, wy) + 10 * wx * wy) / 255);
+        for (int c = 0; c < 3; ++c) images.sample(b)[(c * 256 + y) * 256 + x] = g + noise(rng);
+      }
     }
   }
   core::Tensor z0;
-  for (auto _ : state) Check((*enc)->Encode(image, &z0), state);
-  state.SetItemsProcessed(state.iterations());
+  for (auto _ : state) Check((*enc)->Encode(images, &z0), state);
+  state.SetItemsProcessed(state.iterations() * batch);
 }
 
 void Batches(benchmark::internal::Benchmark* b) {
@@ -259,7 +263,11 @@ void Batches(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Encoder)->Apply(Batches);
 BENCHMARK(BM_DenoiserCall)->Apply(Batches);
 BENCHMARK(BM_FullScoring)->Apply(Batches);
-BENCHMARK(BM_FilterBankLattice)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_FilterBankLattice)
+    ->ArgNames({"lattice", "batch"})
+    ->ArgsProduct({{0, 1}, {1, 16}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_PlanPerCall)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PlanCached)->Unit(benchmark::kMicrosecond);
 
