@@ -1,6 +1,7 @@
 // invad-train as a library on tiny invad-datagen data: splits, checkpoints, resume, re-calibration.
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 
 #include <opencv2/core.hpp>
@@ -14,6 +15,7 @@
 #include "bundle/bundle.h"
 #include "bundle/files.h"
 #include "bundle/safetensors.h"
+#include "core/base/status_macros.h"
 #include "core/runtime/native.h"
 #include "tests/integration/tools/train_eval_util.h"
 #include "tests/testing/status_matchers.h"
@@ -120,6 +122,20 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
   EXPECT_NE(k3->sq_norm.center, bundle::FindCalibration(v1->config, 3)->sq_norm.center);
 }
 
+// Trains a 64-px model for 2 steps on `data` with `set` applied to the options, reads its bundle
+// back and checks that it evaluates: the auto-feature tests' common run.
+absl::StatusOr<bundle::Bundle> TrainTinyAndRead(const fs::path& data, const std::string& name,
+                                                const std::function<void(TrainOptions&)>& set) {
+  TrainOptions o = Tiny(data, Fresh(name));
+  o.image_size = 64;
+  o.steps = 2;
+  set(o);
+  INVAD_ASSIGN_OR_RETURN(const auto r, RunTraining(o));
+  INVAD_ASSIGN_OR_RETURN(bundle::Bundle b, bundle::ReadBundle(r.version_dir));
+  INVAD_RETURN_IF_ERROR(QuickEval(o.out, data, name + "_report"));
+  return b;
+}
+
 TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
   // A washer (one round part at a random pose) turns them on; a texture does not; an explicit
   // value overrides auto; the bundle records the decision and the measured roundness, and loads.
@@ -133,13 +149,8 @@ TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
   };
   for (const Case& c : {Case{washer, "auto", true, true}, Case{tile, "auto", false, true},
                         Case{washer, "false", false, false}}) {
-    TrainOptions o = Tiny(c.data, Fresh("rot_model"));
-    o.image_size = 64;
-    o.steps = 2;
-    o.filter_rotational = c.flag;
-    auto r = RunTraining(o);
-    ASSERT_OK(r);
-    auto b = bundle::ReadBundle(r->version_dir);
+    auto b = TrainTinyAndRead(c.data, "rot_model",
+                              [&](TrainOptions& o) { o.filter_rotational = c.flag; });
     ASSERT_OK(b);
     EXPECT_EQ(b->config.encoder().filter_bank().rotational(), c.on) << c.data << " " << c.flag;
     EXPECT_EQ(b->config.latent().channels(), 10 + 6 + 2 + 4 + (c.on ? 4 : 0));
@@ -151,7 +162,6 @@ TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
       const double roundness = std::stod(meta.at("foreground_roundness"));
       EXPECT_EQ(roundness >= core::kRoundPartThreshold, c.on) << roundness;
     }
-    EXPECT_OK(QuickEval(o.out, c.data, "rot_report"));
   }
   TrainOptions bad = Tiny(washer, Fresh("rot_bad"));
   bad.filter_rotational = "yes";
@@ -170,14 +180,10 @@ TEST(TrainToolTest, LatticeChannelsFollowTheDataUnderAuto) {
   };
   for (const Case& c : {Case{grid, "auto", true}, Case{washer, "auto", false},
                         Case{grid, "false", false}, Case{washer, "true", true}}) {
-    TrainOptions o = Tiny(c.data, Fresh("lat_model"));
-    o.image_size = 64;
-    o.steps = 2;
-    o.filter_rotational = "false";
-    o.filter_lattice = c.flag;
-    auto r = RunTraining(o);
-    ASSERT_OK(r);
-    auto b = bundle::ReadBundle(r->version_dir);
+    auto b = TrainTinyAndRead(c.data, "lat_model", [&](TrainOptions& o) {
+      o.filter_rotational = "false";
+      o.filter_lattice = c.flag;
+    });
     ASSERT_OK(b);
     EXPECT_EQ(b->config.encoder().filter_bank().lattice(), c.on) << c.data << " " << c.flag;
     EXPECT_EQ(b->config.latent().channels(), 10 + 6 + 2 + 4 + (c.on ? 4 : 0));
@@ -187,7 +193,6 @@ TEST(TrainToolTest, LatticeChannelsFollowTheDataUnderAuto) {
       const double fraction = std::stod(meta.at("lattice_fraction"));
       EXPECT_EQ(fraction >= core::kLatticeFraction, c.on) << fraction;
     }
-    EXPECT_OK(QuickEval(o.out, c.data, "lat_report"));
   }
   TrainOptions bad = Tiny(grid, Fresh("lat_bad"));
   bad.filter_lattice = "maybe";
