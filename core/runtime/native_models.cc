@@ -652,7 +652,7 @@ std::array<double, 4> CubicWeights(double t) {
 // g [1, 1, H, W] minus the mean of its eight lattice neighbours inside the image. Each neighbour
 // is the image shifted by a constant sub-pixel offset, so its bicubic interpolation is two
 // separable 4-tap passes over the replicate-padded image: grid_sample's bicubic values with
-// border padding, at about a third of its cost.
+// border padding, for less (docs/benchmarks.md, "Filter bank: lattice channels").
 torch::Tensor LatticeTemplateResidual(const torch::Tensor& g, const Lattice& l) {
   const int64_t h = g.size(2), w = g.size(3);
   std::vector<std::pair<double, double>> shifts;
