@@ -486,10 +486,22 @@ def default_against(w, default, ablation, variant, cats, total):
         total, lead=["train s with", "without"])
 
 
-def feature_against(w, a, default, ablation, counts, variant, flag, cats, total, verb, obj):
-    """Where an automatic feature is on: the default against the same training without it (the
-    ablation `variant`, trained with `flag`), the I-AUROC changes, then localisation and the
-    subtle bucket per category."""
+def measured(default, cats, key, digits=3):
+    """Each category's default model's metadata `key` (an automatic rule's measurement), "–" where
+    the model predates it."""
+    return ", ".join(f"{c} {fmt(float(default[c]['meta'].get(key, 'nan')), digits)}"
+                     for c in cats if c in default)
+
+
+def feature_against(w, a, default, ablation, counts, variant, flag, on, verb, obj):
+    """Where an automatic feature is on (`on(a, category)`): the default against the same training
+    without it (the ablation `variant`, trained with `flag`), the I-AUROC changes, then
+    localisation and the subtle bucket per category. Nothing when no such ablation is on record."""
+    cats = [c for c in a.categories.split(",") if default and c in default and ablation and
+            variant in ablation.get(c, {})]
+    if not cats:
+        return
+    total = len([c for c in a.categories.split(",") if c in default and on(a, c)])
     w(f"Where {verb} on, the default model against the same training without {obj} ({flag}), "
       f"both `--time_budget {a.budget}` and the same seed, K = 3:\n")
     gain = default_against(w, default, ablation, variant, cats, total)
@@ -698,8 +710,6 @@ def write_report(a, campaign, default, ablation):
            "pose study's record, 0.892 against 0.843).\n" if lattice_on else
            "The woven grid (period 11–14 px, pixel noise σ = 6) is where they matter.\n"))
 
-    lat_cats = [c for c in cats if ablation and "nolat" in ablation.get(c, {}) and
-                default and c in default]
     if default:
         w("## Periodic textures on a lattice: the filter bank's lattice channels\n")
         w("With `invad-train --filter_lattice=auto` (the default) the filter bank adds four "
@@ -714,22 +724,20 @@ def write_report(a, campaign, default, ablation):
           "noise. *Lattice fraction* = the share of the training images with a lattice; the "
           f"channels go on at >= {LATTICE}. Per category (default models; – = trained before "
           "invad-train recorded it, with the channels off): " +
-          ", ".join(f"{c} {fmt(float(default[c]['meta'].get('lattice_fraction', 'nan')))}"
-                    for c in cats if c in default) + ".\n")
-        if lat_cats:
-            feature_against(w, a, default, ablation, counts, "nolat", "`--filter_lattice=false`",
-                            lat_cats, len([c for c in cats if c in default and
-                                           lattice_texture(a, c)]), "they are", "them")
+          measured(default, cats, "lattice_fraction") + ".\n")
+        feature_against(w, a, default, ablation, counts, "nolat", "`--filter_lattice=false`",
+                        lattice_texture, "they are", "them")
+        lat_ms = ", ".join(f"{c} {default[c]['k'][3]['ms_per_image']:.1f}" for c in cats
+                           if c in default and lattice_texture(a, c))
         w("The step counts a time budget buys vary by up to 20 % between runs (invad-train times "
           "a few steps on this VM, then fixes the count), enough to swamp a change of 0.01–0.02. At "
           "equal step counts (outside the record: `invad-train --seed 11 --allowed_steps 3 "
           "--steps N` with and without the channels, N = the pose study's default's count, "
           "2612 grid, 3164 tile; `invad-eval --steps 3`): grid 0.902 against 0.892 I-AUROC "
           "(subtle 0.755 against 0.730; AUPRO 0.874 against 0.846), tile 0.968 against 0.955 "
-          "(subtle 0.920 against 0.888; AUPRO 0.917 against 0.938). Cost: 9–10 ms more model time "
-          "per image in invad-eval at K = 3 (grid 30.6, tile 28.5 ms/img in the first table "
-          "against 20.6 and 19.4 for the pose study's models without the channels); the filter "
-          "bank alone at batch 1: docs/benchmarks.md.\n")
+          "(subtle 0.920 against 0.888; AUPRO 0.917 against 0.938). Cost: invad-eval's model time "
+          f"at K = 3 with the channels, ms/img: {lat_ms} (the pose study's grid and tile models "
+          "without them: 20.6 and 19.4); the filter bank alone: docs/benchmarks.md.\n")
         stale = [f"{v} {c}" for c in cats if lattice_texture(a, c)
                  for v in ("noper", "lap", "nolap")
                  if "lattice_fraction" not in (a.store.models.get(f"ablation_{v}_{c}") or
@@ -740,8 +748,6 @@ def write_report(a, campaign, default, ablation):
               "with the default of those categories include the lattice channels' effect; "
               "`scripts/accuracy.py --redo` retrains them.\n")
 
-    rot_cats = [c for c in cats if ablation and "norot" in ablation.get(c, {}) and
-                default and c in default]
     if default:
         w("## Round parts: the filter bank's rotational channels\n")
         w("With `invad-train --filter_rotational=auto` (the default) the filter bank adds four "
@@ -753,15 +759,10 @@ def write_report(a, campaign, default, ablation):
           "border) with its own 20° turn, 0 when the foreground touches the border (a texture); "
           f"the channels go on at >= {ROUND_PART}. Per category (default models; – = trained "
           "before invad-train recorded it, with the channels off): " +
-          ", ".join(f"{c} {fmt(float(default[c]['meta'].get('foreground_roundness', 'nan')))}"
-                    for c in cats if c in default) + ".\n")
-        if rot_cats:
-            feature_against(w, a, default, ablation, counts, "norot", "`--filter_rotational=false`",
-                            rot_cats, len([c for c in cats if c in default and round_part(a, c)]),
-                            "they are", "them")
+          measured(default, cats, "foreground_roundness") + ".\n")
+        feature_against(w, a, default, ablation, counts, "norot", "`--filter_rotational=false`",
+                        round_part, "they are", "them")
 
-    pose_cats = [c for c in cats if ablation and "nopose" in ablation.get(c, {}) and
-                 default and c in default]
     if default:
         w("## Parts at any pose: pose normalisation\n")
         w("With `invad-train --pose auto` (the default) every image of a part that comes at any "
@@ -777,10 +778,8 @@ def write_report(a, campaign, default, ablation):
           ", ".join(f"{c} {fmt(float(default[c]['meta'].get('pose_part_fraction', 'nan')), 2)} / "
                     f"{fmt(float(default[c]['meta'].get('pose_variance_ratio', 'nan')))}"
                     for c in cats if c in default) + ".\n")
-        if pose_cats:
-            feature_against(w, a, default, ablation, counts, "nopose", "`--pose=none`", pose_cats,
-                            len([c for c in cats if c in default and posed_part(a, c)]),
-                            "it is", "it")
+        feature_against(w, a, default, ablation, counts, "nopose", "`--pose=none`", posed_part,
+                        "it is", "it")
 
     ab_cats = [c for c in cats if ablation and "lap" in ablation.get(c, {}) and
                "nolap" in ablation.get(c, {})]
