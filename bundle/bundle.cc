@@ -217,6 +217,10 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
       return Invalid(field + ".steps", absl::StrCat(e.steps(), " is not in allowed_steps"));
     if (!(e.diff_scale() > 0) || !(e.sq_norm_scale() > 0))
       return Invalid(field, "diff_scale and sq_norm_scale must be > 0");
+    if (!v1::ScoreRule_IsValid(e.score_rule()))
+      return Invalid(field + ".score_rule", absl::StrCat("unknown value ", e.score_rule()));
+    if (e.score_rule() == v1::MAX_NORM && !(e.max_norm_scale() > 0))
+      return Invalid(field + ".max_norm_scale", "must be > 0 under score_rule MAX_NORM");
     if (!(e.target_fpr() > 0 && e.target_fpr() < 1))
       return Invalid(field + ".target_fpr", "must be in (0, 1)");
     if (!e.category().empty() && std::find(c.categories().begin(), c.categories().end(),
@@ -391,6 +395,9 @@ core::Calibration ToCalibration(const v1::CalibrationEntry& e) {
   core::Calibration c;
   c.diff = {e.diff_center(), e.diff_scale()};
   c.sq_norm = {e.sq_norm_center(), e.sq_norm_scale()};
+  c.max_norm = {e.max_norm_center(), e.max_norm_scale()};
+  c.rule =
+      e.score_rule() == v1::MAX_NORM ? core::ScoreRule::kMaxNorm : core::ScoreRule::kDiffSqNorm;
   c.target_fpr = e.target_fpr();
   c.image_threshold = e.image_threshold();
   c.pixel_quantile = e.pixel_quantile();
@@ -408,6 +415,9 @@ v1::CalibrationEntry FromCalibration(const core::Calibration& c, int steps,
   e.set_diff_scale(c.diff.scale);
   e.set_sq_norm_center(c.sq_norm.center);
   e.set_sq_norm_scale(c.sq_norm.scale);
+  e.set_score_rule(c.rule == core::ScoreRule::kMaxNorm ? v1::MAX_NORM : v1::DIFF_SQ_NORM);
+  e.set_max_norm_center(c.max_norm.center);
+  e.set_max_norm_scale(c.max_norm.scale);
   e.set_target_fpr(c.target_fpr);
   e.set_image_threshold(c.image_threshold);
   e.set_pixel_quantile(c.pixel_quantile);

@@ -222,6 +222,7 @@ void FillVersion(const ServedModel& m, v1::VersionInfo* info) {
     s->set_target_fpr(e.target_fpr());
     s->set_fpr_resolution(e.fpr_resolution());
     s->set_num_images(e.num_images());
+    s->set_score_rule(e.score_rule() == v1::MAX_NORM ? "max_norm" : "diff_sq_norm");
   }
   info->set_device(m.device);
   info->set_precision(

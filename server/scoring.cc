@@ -194,6 +194,10 @@ absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const std::vec
   out.set_diff(r.score.diff);
   out.set_sq_norm_term((r.score.sq_norm - cal.sq_norm.center) / cal.sq_norm.scale);
   out.set_diff_term((r.score.diff - cal.diff.center) / cal.diff.scale);
+  out.set_max_norm(r.score.max_norm);
+  if (cal.max_norm.scale > 0)
+    out.set_max_norm_term((r.score.max_norm - cal.max_norm.center) / cal.max_norm.scale);
+  out.set_score_rule(core::ScoreRuleName(cal.rule));
   out.set_score(best_score);
   const double threshold = c.request.has_threshold() ? c.request.threshold() : cal.image_threshold;
   out.set_threshold(threshold);

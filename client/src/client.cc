@@ -115,6 +115,9 @@ ScoreResult FromResponse(const v1::ScoreResponse& p) {
   r.diff_term = p.diff_term();
   r.sq_norm = p.sq_norm();
   r.diff = p.diff();
+  r.max_norm_term = p.max_norm_term();
+  r.max_norm = p.max_norm();
+  r.score_rule = p.score_rule();
   for (const v1::DefectRegion& d : p.regions()) {
     r.regions.push_back(
         {{d.box().x(), d.box().y(), d.box().width(), d.box().height()}, d.area(), d.peak()});
@@ -524,7 +527,7 @@ class ClientImpl final : public Client {
         for (const v1::CalibrationSummary& c : v.calibration()) {
           mv.calibration.push_back({c.steps(), c.category(), c.image_threshold(),
                                     c.pixel_threshold(), c.target_fpr(), c.fpr_resolution(),
-                                    c.num_images()});
+                                    c.num_images(), c.score_rule()});
         }
         mv.device = v.device();
         mv.precision = v.precision();

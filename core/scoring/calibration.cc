@@ -38,7 +38,20 @@ RobustStat RobustStats(absl::Span<const double> values) {
   return s;
 }
 
+const char* ScoreRuleName(ScoreRule rule) {
+  return rule == ScoreRule::kMaxNorm ? "max_norm" : "diff_sq_norm";
+}
+
+absl::StatusOr<ScoreRule> ParseScoreRule(absl::string_view name) {
+  if (name == "max_norm") return ScoreRule::kMaxNorm;
+  if (name == "diff_sq_norm") return ScoreRule::kDiffSqNorm;
+  return absl::InvalidArgumentError(
+      absl::StrCat("score rule '", name, "': expected max_norm or diff_sq_norm"));
+}
+
 double CalibratedScore(const Calibration& cal, const LatentScore& s) {
+  if (cal.rule == ScoreRule::kMaxNorm)
+    return (s.max_norm - cal.max_norm.center) / cal.max_norm.scale;
   return (s.diff - cal.diff.center) / cal.diff.scale +
          (s.sq_norm - cal.sq_norm.center) / cal.sq_norm.scale;
 }
@@ -59,14 +72,17 @@ absl::StatusOr<Calibration> Calibrate(absl::Span<const LatentScore> normal_score
     return absl::InvalidArgumentError(
         absl::StrCat("pixel_quantile must be in (0, 1], got ", options.pixel_quantile));
   }
-  std::vector<double> diffs, norms;
+  std::vector<double> diffs, norms, maxima;
   for (const LatentScore& s : normal_scores) {
     diffs.push_back(s.diff);
     norms.push_back(s.sq_norm);
+    maxima.push_back(s.max_norm);
   }
   Calibration cal;
+  cal.rule = options.rule;
   cal.diff = RobustStats(diffs);
   cal.sq_norm = RobustStats(norms);
+  cal.max_norm = RobustStats(maxima);
   cal.target_fpr = options.target_fpr;
   cal.pixel_quantile = options.pixel_quantile;
   cal.num_images = static_cast<int>(normal_scores.size());

@@ -30,6 +30,7 @@ LatentScore ScoreLatent(const float* z, int64_t c, int64_t h, int64_t w, float* 
     hi = std::max(hi, n);
   }
   s.diff = hw > 0 ? static_cast<double>(hi) - lo : 0.0;
+  s.max_norm = hw > 0 ? static_cast<double>(hi) : 0.0;
   s.nll = 0.5 * s.sq_norm + NllConstant(c * hw);
   return s;
 }

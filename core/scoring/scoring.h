@@ -3,6 +3,7 @@
 // Anomaly scores from the inverted latent z_T (method.md §5):
 //   - norm map n(i,j) = ‖z_T[:, i, j]‖₂ over channels;
 //   - Diff = max n − min n (on the raw map);
+//   - max n, the raw map's maximum (the image score of ScoreRule::kMaxNorm);
 //   - ‖z_T‖² (the NLL is ½‖z_T‖² + ½·D·ln 2π, D = C·H·W);
 //   - the pixel map: n upsampled bilinearly with align_corners = false (PyTorch semantics),
 //     no smoothing and no per-image normalisation.
@@ -15,8 +16,9 @@
 namespace invad::core {
 
 struct LatentScore {
-  double sq_norm = 0.0;  // ‖z_T‖², summed in float64
-  double diff = 0.0;     // max n − min n
+  double sq_norm = 0.0;   // ‖z_T‖², summed in float64
+  double diff = 0.0;      // max n − min n
+  double max_norm = 0.0;  // max n
   // −Σ log N(z_T; 0, I) = ½‖z_T‖² + ½·D·ln(2π), D = number of latent elements.
   double nll = 0.0;
 };

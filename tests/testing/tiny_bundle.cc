@@ -57,6 +57,8 @@ v1::ModelConfig TinyManifest(const TinyBundleOptions& o) {
     core::Calibration cal;
     cal.diff = {1.0, 0.5};
     cal.sq_norm = {100.0, 10.0};
+    cal.max_norm = {1.0, 0.25};
+    cal.rule = o.score_rule;
     cal.image_threshold = 3.0;
     cal.pixel_threshold = 2.0;
     cal.num_images = 20;

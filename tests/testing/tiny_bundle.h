@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 
+#include "core/scoring/calibration.h"
 #include "invad/v1/model_config.pb.h"
 
 namespace invad::testing {
@@ -21,6 +22,8 @@ struct TinyBundleOptions {
   int default_steps = 3;
   bool zero_init_output = false;  // false: the untrained DiT has a non-trivial output
   uint64_t seed = 1;
+  // The calibration's image score; its statistics are placeholders (tiny_bundle.cc).
+  core::ScoreRule score_rule = core::ScoreRule::kDiffSqNorm;
 };
 
 // The manifest (without `files`) that WriteTinyBundle writes.

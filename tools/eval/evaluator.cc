@@ -438,13 +438,20 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
   std::error_code ec;
   fs::create_directories(fs::path(o.out) / "overlays", ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", o.out, ": ", ec.message()));
+  // The calibrated image score's rule (inversion; invad-train writes one rule per bundle).
+  std::string score_rule;
+  for (const v1::CalibrationEntry& e : config.calibration()) {
+    if (inversion && e.steps() == k)
+      score_rule = e.score_rule() == v1::MAX_NORM ? "max_norm" : "diff_sq_norm";
+  }
   std::string json = absl::StrFormat(
       "{\n  \"model\": \"%s\",\n  \"version\": %d,\n  \"data\": \"%s\",\n  \"mode\": \"%s\",\n"
-      "  \"steps\": %d,\n  \"noise_index\": %d,\n  \"nfe\": %d,\n  \"images\": %d,\n"
+      "  \"score_rule\": \"%s\",\n  \"steps\": %d,\n  \"noise_index\": %d,\n  \"nfe\": %d,\n  "
+      "\"images\": %d,\n"
       "  \"ms_per_image\": %.3f,\n  \"images_per_second\": %.3f,\n  \"threads\": %d,\n",
-      model.bundle.dir, model.bundle.version, o.data, o.mode, inversion ? k : ro.num_points,
-      inversion ? 0 : ro.noise_index, r.nfe, r.images, r.ms_per_image, r.images_per_second,
-      core::TorchIntraOpThreads());
+      model.bundle.dir, model.bundle.version, o.data, o.mode, score_rule,
+      inversion ? k : ro.num_points, inversion ? 0 : ro.noise_index, r.nfe, r.images,
+      r.ms_per_image, r.images_per_second, core::TorchIntraOpThreads());
   json += "  \"categories\": {\n";
   std::vector<std::string> cat_parts;
   for (const auto& [cat, buckets] : r.categories) {

@@ -87,6 +87,9 @@ ABSL_FLAG(std::vector<std::string>, allowed_steps,
           "Inversion step counts K clients may ask for; each is calibrated.");
 ABSL_FLAG(int, default_steps, kDefaults.default_steps, "K when a request names none.");
 ABSL_FLAG(double, target_fpr, kDefaults.target_fpr, "Normal false-positive rate of the threshold.");
+ABSL_FLAG(std::string, score_rule, kDefaults.score_rule,
+          "Calibrated image score: max_norm (the peak of the latent norm map, robust z against the "
+          "held-out normal images) or diff_sq_norm (the reference's Diff + ||z_T||^2 terms).");
 ABSL_FLAG(double, pixel_quantile, kDefaults.pixel_quantile,
           "Quantile of held-out map values used as the pixel threshold.");
 ABSL_FLAG(bool, resume, false, "Continue the run checkpointed in MODEL_DIR/.checkpoint.");
@@ -162,6 +165,7 @@ int main(int argc, char** argv) {
   o.default_steps = absl::GetFlag(FLAGS_default_steps);
   o.target_fpr = absl::GetFlag(FLAGS_target_fpr);
   o.pixel_quantile = absl::GetFlag(FLAGS_pixel_quantile);
+  o.score_rule = absl::GetFlag(FLAGS_score_rule);
   o.resume = absl::GetFlag(FLAGS_resume);
   o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
   o.stop_after_steps = absl::GetFlag(FLAGS_stop_after_steps);

@@ -91,6 +91,8 @@ absl::Status Validate(const TrainOptions& o) {
     return bad(absl::StrCat("--default_steps ", o.default_steps, " is not in --allowed_steps"));
   }
   if (!(o.target_fpr > 0 && o.target_fpr < 1)) return bad("--target_fpr must be in (0, 1)");
+  if (auto rule = core::ParseScoreRule(o.score_rule); !rule.ok())
+    return bad(absl::StrCat("--", rule.status().message()));
   if (o.checkpoint_every < 0 || o.stop_after_steps < 0)
     return bad("--checkpoint_every and --stop_after_steps must be >= 0");
   return absl::OkStatus();
@@ -337,6 +339,7 @@ absl::Status CalibrateInto(core::Pipeline& pipeline, const Tensor& images,
   core::CalibrationOptions co;
   co.target_fpr = o.target_fpr;
   co.pixel_quantile = o.pixel_quantile;
+  INVAD_ASSIGN_OR_RETURN(co.rule, core::ParseScoreRule(o.score_rule));
   std::vector<std::string> groups{""};
   for (const std::string& c : Categories(items)) groups.push_back(c);
   config->clear_calibration();

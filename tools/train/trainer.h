@@ -92,6 +92,9 @@ struct TrainOptions {
   int default_steps = 3;
   double target_fpr = 0.01;
   double pixel_quantile = 0.999;
+  // The calibrated image score (core::ScoreRule): max_norm (the latent norm map's peak) or
+  // diff_sq_norm (the reference's Diff and ‖z_T‖² terms). Also for --calibrate_only.
+  std::string score_rule = "max_norm";
 
   // Checkpoints.
   bool resume = false;

@@ -3,6 +3,7 @@
 // a stream that reconnects when the server drains and restarts.
 #include "invad/client/client.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -110,6 +111,9 @@ TEST_F(ClientTest, ScoreReturnsPlainResultsWithIdsAndMap) {
   EXPECT_EQ(r->ids.frame_id, "17");
   EXPECT_EQ(r->anomalous, r->score > r->threshold);
   EXPECT_EQ(r->map.size(), 16u);
+  EXPECT_EQ(r->score_rule, "diff_sq_norm");  // the tiny bundle's; the terms add up to the score
+  EXPECT_NEAR(r->score, r->sq_norm_term + r->diff_term, 1e-9);
+  EXPECT_NEAR(r->max_norm, *std::max_element(r->map.begin(), r->map.end()), 1e-5);
   EXPECT_EQ(r->batch_sizes.size(), 4u);
   EXPECT_GT(r->compute_time, absl::ZeroDuration());
 

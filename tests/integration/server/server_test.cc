@@ -1,6 +1,7 @@
 // The real invad-server (server::Server) on 127.0.0.1:0 with a tiny model, over real channels.
 #include "server/server.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -125,7 +126,13 @@ TEST_F(ServerTest, ScoreAnswersACalibratedVerdictWithTimingsAndEchoesCorrelation
   EXPECT_TRUE(std::isfinite(resp.score()));
   EXPECT_GT(resp.sq_norm(), 0);
   EXPECT_EQ(resp.anomalous(), resp.score() > resp.threshold());
+  EXPECT_EQ(resp.score_rule(), "diff_sq_norm");
   EXPECT_NEAR(resp.score(), resp.sq_norm_term() + resp.diff_term(), 1e-9);
+  // The map's peak, and its term from the placeholder statistics (center 1, scale 0.25).
+  ASSERT_GT(resp.map().values_size(), 0);
+  const float peak = *std::max_element(resp.map().values().begin(), resp.map().values().end());
+  EXPECT_NEAR(resp.max_norm(), peak, 1e-5);
+  EXPECT_NEAR(resp.max_norm_term(), (resp.max_norm() - 1.0) / 0.25, 1e-9);
   ASSERT_EQ(resp.batch_sizes_size(), 4);  // encoder + 3 denoiser calls
   EXPECT_GT(resp.timings().compute_us(), 0);
   EXPECT_GE(resp.timings().total_us(), resp.timings().compute_us());
@@ -427,6 +434,35 @@ TEST_F(LoadedServerTest, AFullQueueAnswersResourceExhaustedAndAcceptedWorkComple
                       std::to_string(full)),
             std::string::npos)
       << text;
+}
+
+// Under MAX_NORM the score is the map peak's term alone and the verdict follows it; the other
+// terms are still reported. ListModels names the rule of every calibration.
+TEST_F(ServerTest, ScoreFollowsTheBundlesScoreRule) {
+  invad::testing::TinyBundleOptions o;
+  o.score_rule = core::ScoreRule::kMaxNorm;
+  ASSERT_OK(invad::testing::WriteTinyBundle((fs::path(repo_) / "tiny").string(), o).status());
+  StartServer();  // serves version 2, the MAX_NORM one
+  v1::ScoreRequest req = Request();
+  req.set_map(v1::MAP_LATENT);
+  v1::ScoreResponse resp;
+  grpc::Status s = Score(req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.version(), 2);
+  EXPECT_EQ(resp.score_rule(), "max_norm");
+  const float peak = *std::max_element(resp.map().values().begin(), resp.map().values().end());
+  EXPECT_NEAR(resp.score(), (peak - 1.0) / 0.25, 1e-4);
+  EXPECT_NEAR(resp.score(), resp.max_norm_term(), 1e-9);
+  EXPECT_GT(std::fabs(resp.score() - (resp.sq_norm_term() + resp.diff_term())), 1e-3);
+  EXPECT_EQ(resp.anomalous(), resp.score() > resp.threshold());
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(stub_->ListModels(&ctx, v1::ListModelsRequest(), &list).ok());
+  ASSERT_EQ(list.models_size(), 1);
+  for (const v1::VersionInfo& v : list.models(0).versions()) {
+    for (const v1::CalibrationSummary& c : v.calibration())
+      EXPECT_EQ(c.score_rule(), v.version() == 2 ? "max_norm" : "diff_sq_norm");
+  }
 }
 
 TEST_F(LoadedServerTest, ReloadingUnderLoadFailsNoInFlightRequest) {

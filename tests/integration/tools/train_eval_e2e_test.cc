@@ -59,7 +59,11 @@ TEST(TrainEvalEndToEndTest, TrainedModelDetectsDefectsAndBeatsAnUntrainedDenoise
   RecordProperty("i_auroc", std::to_string(all.at("I-AUROC")));
   RecordProperty("subtle_i_auroc", std::to_string(subtle.at("I-AUROC")));
   EXPECT_GE(all.at("I-AUROC"), 0.9);
-  EXPECT_TRUE(fs::exists(fs::path(e.out) / "report.json"));
+  {
+    auto json = bundle::ReadFile((fs::path(e.out) / "report.json").string());
+    ASSERT_OK(json);
+    EXPECT_THAT(*json, ::testing::HasSubstr("\"score_rule\": \"max_norm\""));  // the default
+  }
   EXPECT_TRUE(fs::exists(fs::path(e.out) / "report.md"));
   EXPECT_FALSE(fs::is_empty(fs::path(e.out) / "overlays"));
   // predictions.csv: a header, then one row per test image with its label and raw components.

@@ -98,7 +98,8 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
   p.seed = 7;
   EXPECT_THAT(RunTraining(p), StatusIs(absl::StatusCode::kFailedPrecondition, "other data"));
 
-  // Re-calibration on other normal images: a new version, same weights, new statistics.
+  // Re-calibration on other normal images, under the other score rule: a new version, same
+  // weights, new statistics, the rule asked for (training calibrated under the default, max_norm).
   TrainOptions c;
   c.calibrate_only = true;
   c.model = o.out;
@@ -106,6 +107,10 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
   c.allowed_steps = o.allowed_steps;
   c.progress = false;
   c.threads = 1;
+  c.score_rule = "peak";
+  EXPECT_THAT(RunTraining(c),
+              StatusIs(absl::StatusCode::kInvalidArgument, "expected max_norm or diff_sq_norm"));
+  c.score_rule = "diff_sq_norm";
   auto r = RunTraining(c);
   ASSERT_OK(r);
   EXPECT_EQ(fs::path(r->version_dir).filename(), "2");
@@ -120,6 +125,14 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
   ASSERT_OK(k3);
   EXPECT_EQ(k3->num_images, 2);
   EXPECT_NE(k3->sq_norm.center, bundle::FindCalibration(v1->config, 3)->sq_norm.center);
+  EXPECT_EQ(k3->rule, core::ScoreRule::kDiffSqNorm);
+  for (int k : o.allowed_steps) {
+    auto trained = bundle::FindCalibration(v1->config, k);
+    ASSERT_OK(trained);
+    EXPECT_EQ(trained->rule, core::ScoreRule::kMaxNorm);
+    EXPECT_GT(trained->max_norm.scale, 0);
+    EXPECT_GT(trained->max_norm.center, 0);
+  }
 }
 
 // Trains a 64-px model for 2 steps on `data` with `set` applied to the options, reads its bundle

@@ -149,7 +149,16 @@ INSTANTIATE_TEST_SUITE_P(
                   }},
         FieldCase{"calibration", [](v1::ModelConfig& c) { c.mutable_calibration()->RemoveLast(); }},
         FieldCase{"calibration[0].category",
-                  [](v1::ModelConfig& c) { c.mutable_calibration(0)->set_category("screw"); }}),
+                  [](v1::ModelConfig& c) { c.mutable_calibration(0)->set_category("screw"); }},
+        FieldCase{"calibration[0].max_norm_scale",
+                  [](v1::ModelConfig& c) {
+                    c.mutable_calibration(0)->set_score_rule(v1::MAX_NORM);
+                    c.mutable_calibration(0)->set_max_norm_scale(0);
+                  }},
+        FieldCase{"calibration[0].score_rule",
+                  [](v1::ModelConfig& c) {
+                    c.mutable_calibration(0)->set_score_rule(static_cast<v1::ScoreRule>(7));
+                  }}),
     [](const auto& info) {
       std::string n = info.param.field;
       for (char& ch : n) {
@@ -179,6 +188,32 @@ TEST_F(BundleTest, CalibrationFallsBackToAllImagesAndRejectsUnknownCategory) {
   EXPECT_DOUBLE_EQ(FindCalibration(c, 2, "screw")->image_threshold, 3.0);  // "" entry
   c.clear_calibration();
   EXPECT_THAT(FindCalibration(c, 3, "bolt"), StatusIs(kNotFound, "bolt"));
+}
+
+TEST(CalibrationEntryTest, ScoreRuleAndItsStatisticsRoundTripAndAnOldEntryMeansDiffSqNorm) {
+  core::Calibration cal;
+  cal.rule = core::ScoreRule::kMaxNorm;
+  cal.diff = {1, 2};
+  cal.sq_norm = {3, 4};
+  cal.max_norm = {5, 6};
+  const v1::CalibrationEntry e = FromCalibration(cal, 3, "");
+  EXPECT_EQ(e.score_rule(), v1::MAX_NORM);
+  const core::Calibration back = ToCalibration(e);
+  EXPECT_EQ(back.rule, core::ScoreRule::kMaxNorm);
+  EXPECT_DOUBLE_EQ(back.max_norm.center, 5);
+  EXPECT_DOUBLE_EQ(back.max_norm.scale, 6);
+  EXPECT_DOUBLE_EQ(back.diff.scale, 2);
+  v1::CalibrationEntry old = e;  // written before the rule: no rule, no max_norm statistics
+  old.clear_score_rule();
+  old.clear_max_norm_center();
+  old.clear_max_norm_scale();
+  const core::Calibration read = ToCalibration(old);
+  EXPECT_EQ(read.rule, core::ScoreRule::kDiffSqNorm);
+  core::LatentScore s;
+  s.diff = 3;
+  s.sq_norm = 7;
+  s.max_norm = 100;
+  EXPECT_DOUBLE_EQ(core::CalibratedScore(read, s), 1.0 + 1.0);
 }
 
 TEST(SafetensorsTest, RoundTripsEveryDtype) {

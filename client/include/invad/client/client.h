@@ -106,6 +106,8 @@ struct ScoreResult {
   bool anomalous = false;
   double threshold = 0;
   double sq_norm_term = 0, diff_term = 0, sq_norm = 0, diff = 0;
+  double max_norm_term = 0, max_norm = 0;
+  std::string score_rule;  // "max_norm" (score = max_norm_term) or "diff_sq_norm" (the sum of two)
   std::vector<Region> regions;  // highest peak first
   int map_width = 0, map_height = 0;
   std::vector<float> map;  // row-major, when a float map was requested
@@ -126,6 +128,7 @@ struct CalibrationInfo {
   std::string category;  // "" = all images
   double image_threshold = 0, pixel_threshold = 0, target_fpr = 0, fpr_resolution = 0;
   int num_images = 0;
+  std::string score_rule;
 };
 
 struct ModelVersion {

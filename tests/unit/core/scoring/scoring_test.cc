@@ -24,6 +24,7 @@ TEST(ScoreLatentTest, NormMapDiffAndSquaredNorm) {
   EXPECT_FLOAT_EQ(map[2], 1.f);
   EXPECT_DOUBLE_EQ(s.sq_norm, 26.0);
   EXPECT_DOUBLE_EQ(s.diff, 5.0);
+  EXPECT_DOUBLE_EQ(s.max_norm, 5.0);
   EXPECT_NEAR(s.nll, 13.0 + 0.5 * 6 * std::log(2 * M_PI), 1e-12);
 }
 
@@ -121,6 +122,64 @@ TEST(CalibrationTest, ScoreIsSumOfRobustZScores) {
   EXPECT_DOUBLE_EQ(CalibratedScore(cal, s), 2.0 + 3.0);
 }
 
+TEST(CalibrationTest, MaxNormRuleScoresTheMapPeakAlone) {
+  Calibration cal;
+  cal.rule = ScoreRule::kMaxNorm;
+  cal.diff = {2.0, 0.5};
+  cal.sq_norm = {100.0, 10.0};
+  cal.max_norm = {4.0, 0.25};
+  LatentScore s;
+  s.diff = 3.0;
+  s.sq_norm = 130.0;
+  s.max_norm = 5.0;
+  EXPECT_DOUBLE_EQ(CalibratedScore(cal, s), 4.0);  // (5 − 4)/0.25; Diff and ‖z_T‖² ignored
+  s.sq_norm = 1e9;
+  EXPECT_DOUBLE_EQ(CalibratedScore(cal, s), 4.0);
+}
+
+// Calibrate fits all three statistics whatever the rule, and the threshold follows the rule: a
+// set whose Diff and ‖z_T‖² are constant but whose peaks spread calibrates kMaxNorm on the peaks.
+TEST(CalibrationTest, CalibrateFitsEveryTermAndThresholdsTheChosenRule) {
+  std::vector<LatentScore> normal(100);
+  for (int i = 0; i < 100; ++i) {
+    normal[i].diff = 1.0 + 0.01 * i;
+    normal[i].sq_norm = 1000.0 + i;
+    normal[i].max_norm = 10.0 + 0.1 * ((i * 37) % 100);  // 10.0 … 19.9, median 14.95
+  }
+  auto by_max = Calibrate(normal, {1.0}, {.rule = ScoreRule::kMaxNorm, .target_fpr = 0.05});
+  auto by_sum = Calibrate(normal, {1.0}, {.rule = ScoreRule::kDiffSqNorm, .target_fpr = 0.05});
+  ASSERT_OK(by_max);
+  ASSERT_OK(by_sum);
+  EXPECT_EQ(by_max->rule, ScoreRule::kMaxNorm);
+  EXPECT_EQ(by_sum->rule, ScoreRule::kDiffSqNorm);
+  for (const Calibration* c : {&*by_max, &*by_sum}) {
+    EXPECT_NEAR(c->max_norm.center, 14.95, 1e-9);
+    EXPECT_NEAR(c->max_norm.scale, 1.4826 * 2.5, 1e-9);
+    EXPECT_NEAR(c->diff.center, 1.495, 1e-9);
+    EXPECT_NEAR(c->sq_norm.center, 1049.5, 1e-9);
+  }
+  // The 95 % quantile of the peaks' z-scores: peak 19.405 → (19.405 − 14.95)/3.7065.
+  EXPECT_NEAR(by_max->image_threshold, (19.405 - 14.95) / (1.4826 * 2.5), 1e-9);
+  int above = 0;
+  for (const LatentScore& s : normal)
+    above += CalibratedScore(*by_max, s) > by_max->image_threshold;
+  EXPECT_EQ(above, 5);
+  EXPECT_NE(by_max->image_threshold, by_sum->image_threshold);
+}
+
+TEST(CalibrationTest, ScoreRuleNamesRoundTripAndUnknownOnesAreRejected) {
+  for (ScoreRule r : {ScoreRule::kMaxNorm, ScoreRule::kDiffSqNorm}) {
+    auto parsed = ParseScoreRule(ScoreRuleName(r));
+    ASSERT_OK(parsed);
+    EXPECT_EQ(*parsed, r);
+  }
+  EXPECT_THAT(ParseScoreRule("map_max"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "max_norm or diff_sq_norm"));
+  // What a calibration means when nothing says otherwise (a manifest from before the rule).
+  EXPECT_EQ(Calibration().rule, ScoreRule::kDiffSqNorm);
+  EXPECT_EQ(CalibrationOptions().rule, ScoreRule::kMaxNorm);
+}
+
 TEST(CalibrationTest, ThresholdHitsTargetFalsePositiveRate) {
   std::vector<LatentScore> normal(200);
   for (int i = 0; i < 200; ++i) {
@@ -129,7 +188,8 @@ TEST(CalibrationTest, ThresholdHitsTargetFalsePositiveRate) {
   }
   std::vector<double> pixels;
   for (int i = 0; i < 1000; ++i) pixels.push_back(i);
-  auto cal = Calibrate(normal, pixels, {.target_fpr = 0.05, .pixel_quantile = 0.99});
+  auto cal = Calibrate(
+      normal, pixels, {.rule = ScoreRule::kDiffSqNorm, .target_fpr = 0.05, .pixel_quantile = 0.99});
   ASSERT_OK(cal);
   EXPECT_EQ(cal->num_images, 200);
   EXPECT_DOUBLE_EQ(cal->fpr_resolution(), 1.0 / 200);
