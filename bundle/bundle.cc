@@ -33,6 +33,7 @@ core::FilterBankConfig FilterBankConfigOf(const v1::FilterBankEncoderSpec& e, in
   cfg.periodic = e.periodic();
   cfg.rotational = e.rotational();
   cfg.lattice = e.lattice();
+  cfg.pixel_norm = e.pixel_norm();
   return cfg;
 }
 
@@ -69,6 +70,9 @@ std::vector<std::pair<std::string, std::string>> ReferencedFiles(const v1::Model
     out.push_back({"encoder.torchscript.file", c.encoder().torchscript().file()});
   if (c.encoder().has_conv())
     out.push_back({"encoder.conv.weights_file", c.encoder().conv().weights_file()});
+  if (c.encoder().has_filter_bank() && !c.encoder().filter_bank().weights_file().empty()) {
+    out.push_back({"encoder.filter_bank.weights_file", c.encoder().filter_bank().weights_file()});
+  }
   if (c.denoiser().has_torchscript())
     out.push_back({"denoiser.torchscript.file", c.denoiser().torchscript().file()});
   if (c.denoiser().has_dit())
@@ -176,6 +180,13 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
                      absl::StrCat("gives ", ch, " channels, latent.channels is ", l.channels()));
     }
     if (in.width() != in.height()) return Invalid("encoder.filter_bank", "needs a square input");
+    const v1::FilterBankEncoderSpec& fb = c.encoder().filter_bank();
+    if (fb.pixel_norm() && !fb.rotational())
+      return Invalid("encoder.filter_bank.pixel_norm", "needs rotational");
+    if (fb.pixel_norm() != !fb.weights_file().empty()) {
+      return Invalid("encoder.filter_bank.weights_file",
+                     "is required with pixel_norm, and only then");
+    }
   }
   const int64_t per_location = static_cast<int64_t>(l.channels()) * l.height() * l.width();
   if (l.mean_size() != l.std_size() ||
@@ -460,11 +471,15 @@ absl::StatusOr<std::unique_ptr<core::Pipeline>> BuildPipeline(const v1::ModelCon
         encoder,
         core::LoadTorchScriptEncoder(file(c.encoder().torchscript().file()), io, encoder_runtime));
   } else if (c.encoder().has_filter_bank()) {
+    const v1::FilterBankEncoderSpec& fb = c.encoder().filter_bank();
+    core::NamedTensors w;
+    if (!fb.weights_file().empty()) {
+      INVAD_ASSIGN_OR_RETURN(w, ReadSafetensors(file(fb.weights_file())));
+    }
     INVAD_ASSIGN_OR_RETURN(
-        encoder, core::CreateFilterBankEncoder(
-                     FilterBankConfigOf(c.encoder().filter_bank(), input.channels(), input.width,
-                                        static_cast<int>(latent.height)),
-                     encoder_runtime));
+        encoder, core::CreateFilterBankEncoder(FilterBankConfigOf(fb, input.channels(), input.width,
+                                                                  static_cast<int>(latent.height)),
+                                               encoder_runtime, w));
   } else {
     const auto& e = c.encoder().conv();
     core::ConvEncoderConfig cfg;

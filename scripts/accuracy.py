@@ -459,6 +459,7 @@ def stage_ablation(a, data, existing_only=False):
                 ("norot", a.budget, ["--filter_rotational=false"]),
                 ("nopose", a.budget, ["--pose=none"]),
                 ("nolat", a.budget, ["--filter_lattice=false"]),
+                ("nopix", a.budget, ["--filter_pixel_norm=false"]),
                 ("lap", a.ablation_budget, []),
                 ("nolap", a.ablation_budget, ["--filter_laplacian=false"])]
     for variant, budget, extra in variants:
@@ -468,6 +469,8 @@ def stage_ablation(a, data, existing_only=False):
             if variant == "nopose" and not posed_part(a, cat):
                 continue
             if variant == "nolat" and not lattice_texture(a, cat):
+                continue
+            if variant == "nopix" and not pixel_part(a, cat):
                 continue
             name = f"ablation_{variant}_{cat}"
             d = os.path.join(data, cat)
@@ -503,6 +506,13 @@ def posed_part(a, cat):
     m = rec["meta"]
     return (float(m["pose_part_fraction"]) >= POSE_PARTS and
             float(m["pose_variance_ratio"]) <= POSE_VARIANCE)
+
+
+def pixel_part(a, cat):
+    """Whether the category's default model (on record) has the pixel-standardised channels on
+    (invad-train --filter_pixel_norm=auto records its decision as metadata pixel_norm)."""
+    rec = a.store.models.get(f"default_{cat}")
+    return rec is not None and rec["meta"].get("pixel_norm") == "on"
 
 
 def fmt(v, digits=3):
@@ -867,6 +877,33 @@ def write_report(a, campaign, default, ablation):
                     for c in cats if c in default) + ".\n")
         feature_against(w, a, default, ablation, counts, "nopose", "`--pose=none`", posed_part,
                         "it is", "it")
+
+    if default:
+        w("## Round parts in a canonical pose: pixel-standardised channels\n")
+        w("With `invad-train --filter_pixel_norm=auto` (the default) the filter bank adds four "
+          "channels per cell where both the rotational channels and pose normalisation are on: "
+          "two detectors of the rotational residual — its 3×3 box mean magnitude and its largest "
+          "mean along an 11-px line in 16 orientations — each standardised pixel by pixel with "
+          "the mean and standard deviation of the (pose-normalised) training images at that pixel "
+          "(stored in the bundle, `encoder_pixel_stats.safetensors`), 3×3 box-blurred, by cell "
+          "mean and maximum. A cell that holds part of the rim or the notch's edge has a large, "
+          "varying residual there, which sets its raw statistics; against each pixel's own normal "
+          "spread, a faint defect in the quiet rest of the cell stands out (a PaDiM-like "
+          "per-position model, at pixel resolution, of a residual that is already near zero). "
+          "Per category (default models' metadata `pixel_norm`; – = trained before invad-train "
+          "had them, off): " + ", ".join(f"{c} {default[c]['meta'].get('pixel_norm', '–')}"
+                                         for c in cats if c in default) + ".\n")
+        feature_against(w, a, default, ablation, counts, "nopix", "`--filter_pixel_norm=false`",
+                        pixel_part, "they are", "them")
+        stale = [f"{v} {c}" for c in cats if pixel_part(a, c)
+                 for v in ("noper", "lap", "nolap")
+                 if "pixel_norm" not in (a.store.models.get(f"ablation_{v}_{c}") or
+                                         {"meta": {"pixel_norm": ""}})["meta"]]
+        if stale:
+            w("These ablation runs predate the pixel-standardised channels and were trained "
+              "without them (the same arguments then meant that): " + ", ".join(stale) + ". "
+              "Their comparisons with the default of that category include the channels' effect; "
+              "`scripts/accuracy.py --redo` retrains them.\n")
 
     ab_cats = [c for c in cats if ablation and "lap" in ablation.get(c, {}) and
                "nolap" in ablation.get(c, {})]

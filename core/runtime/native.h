@@ -93,14 +93,33 @@ struct FilterBankConfig {
   // integer lags of `periodic` cannot do for such textures. An image without a lattice (no
   // autocorrelation peak >= kLatticeCorrelation on both axes) uses the periodic residual instead.
   bool lattice = false;
+  // Four channels of pixel-standardised rotational residual, for round parts in a canonical pose
+  // (pose normalisation; needs `rotational`): two detectors of the rotational residual — its 3×3
+  // box mean magnitude ("blob") and LineResponse, the largest mean along an 11-px line in 16
+  // orientations ("line") — each standardised pixel by pixel with the mean and standard deviation
+  // of the training images at that pixel (FitPixelStats: the encoder's weights), then 3×3
+  // box-blurred; per cell the mean and maximum of each. The rim, the ripple and a pose marker
+  // vary where they are, and a cell's statistics of the raw residual follow them; judged against
+  // its own pixel's normal spread, a faint defect in a quiet part of the same cell stands out.
+  bool pixel_norm = false;
 
   absl::Status Validate() const;
-  // 10·|scales| + 2·input_channels + 2·laplacian + 4·periodic + 4·rotational + 4·lattice channels
+  // 10·|scales| + 2·input_channels + 2·laplacian + 4·periodic + 4·rotational + 4·lattice +
+  // 4·pixel_norm channels
   LatentShape latent() const;
 };
 
+// `weights`: FitPixelStats's tensors when config.pixel_norm, else none.
 absl::StatusOr<std::unique_ptr<Encoder>> CreateFilterBankEncoder(const FilterBankConfig& config,
-                                                                 const RuntimeOptions& options);
+                                                                 const RuntimeOptions& options,
+                                                                 const NamedTensors& weights = {});
+
+// The per-pixel statistics FilterBankConfig::pixel_norm needs, from preprocessed training images
+// [N >= 2, C, S, S] (in the canonical pose when the bundle normalises it): "pixel_mean" and
+// "pixel_std" [2, S, S], the mean and standard deviation over the images of the blob and line
+// detectors at each pixel; a standard deviation below a tenth of its detector's mean one is raised
+// to it (flat background, where the detectors barely move, must not turn noise into evidence).
+absl::StatusOr<NamedTensors> FitPixelStats(const FilterBankConfig& config, const Tensor& images);
 
 // The rotational channels' angle, radians (20°): a defect up to ~12 px across at 35 px from the
 // centre does not overlap its own rotated copies; a part lit from one side (cos θ shading) leaves

@@ -712,6 +712,14 @@ torch::Tensor LineResponse(const torch::Tensor& r) {
   return best;
 }
 
+// FilterBankConfig::pixel_norm's detectors of a residual r [N, 1, H, W]: its 3×3 box mean
+// magnitude and LineResponse, as [N, 2, H, W].
+torch::Tensor PartDetectors(const torch::Tensor& r) {
+  const torch::Tensor blob =
+      torch::avg_pool2d(r, 3, 1, 1, /*ceil_mode=*/false, /*count_include_pad=*/false).abs();
+  return torch::cat({blob, LineResponse(r)}, 1);
+}
+
 // grey [N, 1, H, W] minus, per image, its lattice template (LatticeTemplateResidual), or its
 // periodic residual (PeriodicResidual) where no lattice is found.
 torch::Tensor LatticeResidual(const torch::Tensor& grey) {
@@ -728,13 +736,33 @@ torch::Tensor LatticeResidual(const torch::Tensor& grey) {
 class FilterBankEncoder final : public Encoder {
  public:
   static absl::StatusOr<std::unique_ptr<FilterBankEncoder>> Create(const FilterBankConfig& cfg,
-                                                                   const RuntimeOptions& options) {
+                                                                   const RuntimeOptions& options,
+                                                                   const NamedTensors& weights) {
     if (absl::Status s = cfg.Validate(); !s.ok()) return s;
     if (absl::Status s = CheckRuntimeOptions(options); !s.ok()) return s;
     auto device = internal::ParseDevice(options.device);
     if (!device.ok()) return device.status();
     std::unique_ptr<FilterBankEncoder> m(new FilterBankEncoder(cfg, *device));
+    absl::Status bind_status;
     absl::Status s = Guarded("building the filter bank", [&] {
+      if (cfg.pixel_norm) {
+        WeightBinder wb(weights, *device, "filter bank");
+        const int64_t n = cfg.input_size;
+        const torch::Tensor mean = wb.Take("pixel_mean", {2, n, n});
+        const torch::Tensor sd = wb.Take("pixel_std", {2, n, n});
+        bind_status = wb.Finish();
+        if (!bind_status.ok()) return;
+        if (!(sd.min().item<float>() > 0) || !torch::isfinite(mean).all().item<bool>()) {
+          bind_status = absl::InvalidArgumentError(
+              "filter bank: pixel_mean must be finite and pixel_std > 0 everywhere");
+          return;
+        }
+        m->pixel_mean_ = mean.unsqueeze(0);
+        m->pixel_std_ = sd.unsqueeze(0);
+      } else if (!weights.empty()) {
+        bind_status =
+            absl::InvalidArgumentError("filter bank: weights given, but only pixel_norm takes any");
+      }
       for (float sigma : cfg.scales) {
         const int r = static_cast<int>(std::ceil(3 * sigma));
         const std::vector<double> taps = GaussianTaps(sigma, r);
@@ -768,6 +796,7 @@ class FilterBankEncoder final : public Encoder {
       }
     });
     if (!s.ok()) return s;
+    if (!bind_status.ok()) return bind_status;
     return m;
   }
 
@@ -817,7 +846,17 @@ class FilterBankEncoder final : public Encoder {
         }
       };
       if (cfg_.periodic) residual_stats(PeriodicResidual(grey));
-      if (cfg_.rotational) residual_stats(RotationalResidual(grey));
+      if (cfg_.rotational) {
+        const torch::Tensor r = RotationalResidual(grey);
+        residual_stats(r);
+        if (cfg_.pixel_norm) {  // per-pixel z of the detectors, blurred; per cell mean and max
+          const torch::Tensor z = torch::avg_pool2d((PartDetectors(r) - pixel_mean_) / pixel_std_,
+                                                    3, 1, 1, /*ceil_mode=*/false,
+                                                    /*count_include_pad=*/false);
+          parts.push_back(torch::avg_pool2d(z, cell));
+          parts.push_back(torch::max_pool2d(z, cell));
+        }
+      }
       if (cfg_.lattice) {  // blob and line detectors: per cell the mean and maximum
         const torch::Tensor r = LatticeResidual(grey);
         const torch::Tensor blob =
@@ -836,7 +875,7 @@ class FilterBankEncoder final : public Encoder {
     return absl::StrCat("filter-bank-encoder(scales=", absl::StrJoin(cfg_.scales, "/"),
                         cfg_.laplacian ? ", laplacian" : "", cfg_.periodic ? ", periodic" : "",
                         cfg_.rotational ? ", rotational" : "", cfg_.lattice ? ", lattice" : "",
-                        ", ", device_.str(), ")");
+                        cfg_.pixel_norm ? ", pixel_norm" : "", ", ", device_.str(), ")");
   }
 
  private:
@@ -848,6 +887,7 @@ class FilterBankEncoder final : public Encoder {
   std::vector<int64_t> radii_;
   std::vector<double> laplacian_taps_;              // Gaussian σ = kLaplacianEnergySigma
   std::vector<std::vector<double>> periodic_taps_;  // one per kPeriodicSigmas (both residuals)
+  torch::Tensor pixel_mean_, pixel_std_;            // [1, 2, S, S] (pixel_norm)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1013,20 +1053,59 @@ absl::Status FilterBankConfig::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat(
         "filter_bank.lattice needs input_size >= ", kPeriodicMinInput, ", got ", input_size));
   }
+  if (pixel_norm && !rotational)
+    return absl::InvalidArgumentError("filter_bank.pixel_norm needs rotational");
   return absl::OkStatus();
 }
 
 LatentShape FilterBankConfig::latent() const {
   return {static_cast<int64_t>(10 * scales.size() + 2 * input_channels + (laplacian ? 2 : 0) +
-                               (periodic ? 4 : 0) + (rotational ? 4 : 0) + (lattice ? 4 : 0)),
+                               (periodic ? 4 : 0) + (rotational ? 4 : 0) + (lattice ? 4 : 0) +
+                               (pixel_norm ? 4 : 0)),
           latent_size, latent_size};
 }
 
 absl::StatusOr<std::unique_ptr<Encoder>> CreateFilterBankEncoder(const FilterBankConfig& config,
-                                                                 const RuntimeOptions& options) {
-  auto m = FilterBankEncoder::Create(config, options);
+                                                                 const RuntimeOptions& options,
+                                                                 const NamedTensors& weights) {
+  auto m = FilterBankEncoder::Create(config, options, weights);
   if (!m.ok()) return m.status();
   return std::unique_ptr<Encoder>(std::move(*m));
+}
+
+absl::StatusOr<NamedTensors> FitPixelStats(const FilterBankConfig& config, const Tensor& images) {
+  if (absl::Status s = config.Validate(); !s.ok()) return s;
+  if (!config.pixel_norm) return absl::InvalidArgumentError("FitPixelStats: pixel_norm is off");
+  const int64_t n = config.input_size;
+  if (images.rank() != 4 || images.dim(0) < 2 || images.dim(1) != config.input_channels ||
+      images.dim(2) != n || images.dim(3) != n) {
+    return absl::InvalidArgumentError(absl::StrCat("FitPixelStats: images must be [N >= 2, ",
+                                                   config.input_channels, ", ", n, ", ", n, "]"));
+  }
+  NamedTensors out;
+  absl::Status s = Guarded("fitting the filter bank's pixel statistics", [&] {
+    c10::InferenceMode guard;
+    const torch::Tensor x = internal::View(images);
+    torch::Tensor sum = torch::zeros({2, n, n}, torch::kFloat64);
+    torch::Tensor sq = torch::zeros({2, n, n}, torch::kFloat64);
+    constexpr int64_t kBatch = 16;  // bounds the detectors' memory
+    for (int64_t b = 0; b < x.size(0); b += kBatch) {
+      const torch::Tensor grey = x.narrow(0, b, std::min(kBatch, x.size(0) - b)).mean(1, true);
+      const torch::Tensor d = PartDetectors(RotationalResidual(grey)).to(torch::kFloat64);
+      sum += d.sum(0);
+      sq += (d * d).sum(0);
+    }
+    const double count = static_cast<double>(x.size(0));
+    const torch::Tensor mean = sum / count;
+    torch::Tensor sd = (sq / count - mean * mean).clamp_min(0).sqrt();
+    // Each detector's floor: a tenth of its mean SD over the image.
+    const torch::Tensor floor = sd.mean({1, 2}, /*keepdim=*/true).mul(0.1).clamp_min(1e-6);
+    sd = torch::maximum(sd, floor);
+    out["pixel_mean"] = internal::FromTorch(mean.to(torch::kFloat32));
+    out["pixel_std"] = internal::FromTorch(sd.to(torch::kFloat32));
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 absl::StatusOr<double> ForegroundRoundness(const Tensor& images) {

@@ -48,6 +48,10 @@ ABSL_FLAG(std::string, filter_rotational, kDefaults.filter_rotational,
           "its rotations by +-20 degrees about the part's centroid, blurred; mean and peak "
           "magnitude per cell): auto (on when the training images show one round part on a "
           "plain background), true or false.");
+ABSL_FLAG(std::string, filter_pixel_norm, kDefaults.filter_pixel_norm,
+          "filter_bank: four channels of the rotational residual's detectors standardised pixel by "
+          "pixel against the training images (auto: on with the rotational channels and pose "
+          "normalisation; true needs the rotational channels; false).");
 ABSL_FLAG(std::string, filter_lattice, kDefaults.filter_lattice,
           "Filter bank: four lattice-residual channels for periodic textures (the grey image minus "
           "its neighbours on the image's own lattice, found to a fraction of a pixel; box and "
@@ -143,6 +147,7 @@ int main(int argc, char** argv) {
   o.filter_periodic = absl::GetFlag(FLAGS_filter_periodic);
   o.filter_rotational = absl::GetFlag(FLAGS_filter_rotational);
   o.filter_lattice = absl::GetFlag(FLAGS_filter_lattice);
+  o.filter_pixel_norm = absl::GetFlag(FLAGS_filter_pixel_norm);
   o.pose = absl::GetFlag(FLAGS_pose);
   o.encoder_steps = absl::GetFlag(FLAGS_encoder_steps);
   o.normalize_latent = absl::GetFlag(FLAGS_normalize_latent);

@@ -38,6 +38,9 @@
 namespace invad::tools {
 namespace {
 
+// The bundle file of core::FitPixelStats's tensors (filter_bank.pixel_norm).
+constexpr char kPixelStatsFile[] = "encoder_pixel_stats.safetensors";
+
 namespace fs = std::filesystem;
 using core::Tensor;
 using Clock = std::chrono::steady_clock;
@@ -75,6 +78,11 @@ absl::Status Validate(const TrainOptions& o) {
   if (o.filter_lattice != "auto" && o.filter_lattice != "true" && o.filter_lattice != "false") {
     return bad(
         absl::StrCat("--filter_lattice ", o.filter_lattice, ": must be auto, true or false"));
+  }
+  if (o.filter_pixel_norm != "auto" && o.filter_pixel_norm != "true" &&
+      o.filter_pixel_norm != "false") {
+    return bad(
+        absl::StrCat("--filter_pixel_norm ", o.filter_pixel_norm, ": must be auto, true or false"));
   }
   if (o.pose != "auto" && o.pose != "none" && o.pose != "moment")
     return bad(absl::StrCat("--pose ", o.pose, ": must be auto, none or moment"));
@@ -273,11 +281,11 @@ std::string Fingerprint(const TrainOptions& o, const std::vector<Item>& train) {
       ";lc=", o.latent_channels, ";ls=", o.latent_size, ";cc=", absl::StrJoin(o.conv_channels, ","),
       ";co=", absl::StrJoin(o.conv_outputs, ","), ";fs=", absl::StrJoin(o.filter_scales, ","),
       ";flap=", o.filter_laplacian, ";fper=", o.filter_periodic, ";frot=", o.filter_rotational,
-      ";flat=", o.filter_lattice, ";pose=", o.pose, ";es=", o.encoder_steps,
-      ";norm=", o.normalize_latent, "/", o.normalize_latent_per_location, ";dit=", o.dit_hidden,
-      "/", o.dit_depth, "/", o.dit_heads, "/", o.dit_patch, ";steps=", o.steps,
-      ";epochs=", o.epochs, ";budget=", o.time_budget, ";bs=", o.batch_size, ";lr=", o.lr,
-      ";seed=", o.seed, ";vf=", o.val_fraction, ";mv=", o.min_val, ";files=");
+      ";flat=", o.filter_lattice, ";fpix=", o.filter_pixel_norm, ";pose=", o.pose,
+      ";es=", o.encoder_steps, ";norm=", o.normalize_latent, "/", o.normalize_latent_per_location,
+      ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads, "/", o.dit_patch,
+      ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget, ";bs=", o.batch_size,
+      ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction, ";mv=", o.min_val, ";files=");
   for (const Item& it : train) absl::StrAppend(&s, it.category, "/", it.path, ";");
   return bundle::Sha256Hex(s);
 }
@@ -566,7 +574,28 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     } else {
       fc.lattice = o.filter_lattice == "true";
     }
-    INVAD_ASSIGN_OR_RETURN(encoder, core::CreateFilterBankEncoder(fc, enc_rt));
+    if (o.filter_pixel_norm == "auto") {
+      fc.pixel_norm = fc.rotational && pose;
+      (*config.mutable_metadata())["pixel_norm"] = fc.pixel_norm ? "on" : "off";
+      Log(o, absl::StrFormat("pixel-standardised channels %s (rotational channels %s, pose "
+                             "normalisation %s)",
+                             fc.pixel_norm ? "on" : "off", fc.rotational ? "on" : "off",
+                             pose ? "on" : "off"));
+    } else {
+      fc.pixel_norm = o.filter_pixel_norm == "true";
+    }
+    core::NamedTensors pixel_stats;
+    if (fc.pixel_norm) {
+      if (!fc.rotational) {
+        return absl::InvalidArgumentError(
+            "--filter_pixel_norm=true needs the rotational channels (--filter_rotational)");
+      }
+      INVAD_ASSIGN_OR_RETURN(pixel_stats, core::FitPixelStats(fc, train_images));
+      files.push_back({kPixelStatsFile, bundle::SerializeSafetensors(pixel_stats)});
+      config.mutable_encoder()->mutable_filter_bank()->set_weights_file(kPixelStatsFile);
+    }
+    INVAD_ASSIGN_OR_RETURN(encoder, core::CreateFilterBankEncoder(fc, enc_rt, pixel_stats));
+    config.mutable_encoder()->mutable_filter_bank()->set_pixel_norm(fc.pixel_norm);
     for (float s : o.filter_scales) config.mutable_encoder()->mutable_filter_bank()->add_scales(s);
     config.mutable_encoder()->mutable_filter_bank()->set_laplacian(o.filter_laplacian);
     config.mutable_encoder()->mutable_filter_bank()->set_periodic(o.filter_periodic);

@@ -59,6 +59,11 @@ struct TrainOptions {
   // (core::FilterBankConfig::lattice): auto (on when core::FindLattices finds a lattice in at least
   // core::kLatticeFraction of the training images), true or false.
   std::string filter_lattice = "auto";
+  // filter_bank: four pixel-standardised rotational-residual channels
+  // (core::FilterBankConfig::pixel_norm, per-pixel statistics fitted on the training images):
+  // auto (on when the rotational channels are on and the parts are pose-normalised), true (needs
+  // the rotational channels) or false.
+  std::string filter_pixel_norm = "auto";
   // Pose normalisation of the input (preprocess::PoseMode), recorded in the manifest so serving
   // does the same: none, moment, or auto (moment when nearly every training image shows one part
   // on a plain background and turning the parts into the canonical pose cuts the training images'

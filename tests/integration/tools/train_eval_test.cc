@@ -162,8 +162,10 @@ TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
   };
   for (const Case& c : {Case{washer, "auto", true, true}, Case{tile, "auto", false, true},
                         Case{washer, "false", false, false}}) {
-    auto b = TrainTinyAndRead(c.data, "rot_model",
-                              [&](TrainOptions& o) { o.filter_rotational = c.flag; });
+    auto b = TrainTinyAndRead(c.data, "rot_model", [&](TrainOptions& o) {
+      o.filter_rotational = c.flag;
+      o.filter_pixel_norm = "false";  // its own test below
+    });
     ASSERT_OK(b);
     EXPECT_EQ(b->config.encoder().filter_bank().rotational(), c.on) << c.data << " " << c.flag;
     EXPECT_EQ(b->config.latent().channels(), 10 + 6 + 2 + 4 + (c.on ? 4 : 0));
@@ -179,6 +181,59 @@ TEST(TrainToolTest, RotationalChannelsFollowTheDataUnderAuto) {
   TrainOptions bad = Tiny(washer, Fresh("rot_bad"));
   bad.filter_rotational = "yes";
   EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument, "filter_rotational"));
+}
+
+TEST(TrainToolTest, PixelNormChannelsFollowTheRotationalChannelsAndThePoseUnderAuto) {
+  // Washers at random poses: rotational channels and pose normalisation on, so auto turns the
+  // pixel-standardised channels on and the bundle carries their statistics, fitted on the
+  // pose-normalised training images; without the pose (or as a texture) auto leaves them off;
+  // true without the rotational channels, or a bad value, is INVALID_ARGUMENT.
+  const fs::path washer = MakeData("pix_washer_data", "washer", 64, 24, 1, 1);
+  const fs::path tile = MakeData("pix_tile_data", "tile", 64, 24, 1, 1);
+  struct Case {
+    fs::path data;
+    std::string flag, pose;
+    bool on;
+  };
+  for (const Case& c : {Case{washer, "auto", "auto", true}, Case{washer, "auto", "none", false},
+                        Case{tile, "auto", "auto", false}, Case{washer, "false", "auto", false},
+                        Case{washer, "true", "none", true}}) {
+    auto b = TrainTinyAndRead(c.data, "pix_model", [&](TrainOptions& o) {
+      o.filter_pixel_norm = c.flag;
+      o.pose = c.pose;
+    });
+    ASSERT_OK(b);
+    const auto& fb = b->config.encoder().filter_bank();
+    EXPECT_EQ(fb.pixel_norm(), c.on) << c.data << " " << c.flag << " " << c.pose;
+    // auto records its decision; an explicit value records nothing.
+    const auto& meta = b->config.metadata();
+    if (c.flag == "auto") {
+      ASSERT_TRUE(meta.contains("pixel_norm"));
+      EXPECT_EQ(meta.at("pixel_norm"), c.on ? "on" : "off");
+    } else {
+      EXPECT_FALSE(meta.contains("pixel_norm"));
+    }
+    EXPECT_EQ(b->config.latent().channels(),
+              10 + 6 + 2 + 4 + (fb.rotational() ? 4 : 0) + (c.on ? 4 : 0));
+    if (!c.on) {
+      EXPECT_TRUE(fb.weights_file().empty());
+      continue;
+    }
+    auto stats = bundle::ReadSafetensors(b->dir + "/" + fb.weights_file());
+    ASSERT_OK(stats);
+    ASSERT_TRUE(stats->count("pixel_std") && stats->count("pixel_mean"));
+    EXPECT_EQ(stats->at("pixel_std").shape, (core::Shape{2, 64, 64}));
+    EXPECT_EQ(stats->at("pixel_mean").shape, (core::Shape{2, 64, 64}));
+  }
+  const fs::path bad_out = Fresh("pix_bad");
+  TrainOptions o = Tiny(tile, bad_out);
+  o.image_size = 64;
+  o.filter_rotational = "false";
+  o.filter_pixel_norm = "true";
+  EXPECT_THAT(RunTraining(o),
+              StatusIs(absl::StatusCode::kInvalidArgument, "needs the rotational channels"));
+  o.filter_pixel_norm = "maybe";
+  EXPECT_THAT(RunTraining(o), StatusIs(absl::StatusCode::kInvalidArgument, "--filter_pixel_norm"));
 }
 
 TEST(TrainToolTest, LatticeChannelsFollowTheDataUnderAuto) {

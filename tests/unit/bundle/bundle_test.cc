@@ -150,6 +150,22 @@ INSTANTIATE_TEST_SUITE_P(
         FieldCase{"calibration", [](v1::ModelConfig& c) { c.mutable_calibration()->RemoveLast(); }},
         FieldCase{"calibration[0].category",
                   [](v1::ModelConfig& c) { c.mutable_calibration(0)->set_category("screw"); }},
+        FieldCase{"encoder.filter_bank.weights_file",
+                  [](v1::ModelConfig& c) {
+                    auto* fb = c.mutable_encoder()->mutable_filter_bank();
+                    fb->add_scales(1.0f);
+                    fb->set_rotational(true);
+                    fb->set_pixel_norm(true);  // without its statistics
+                    c.mutable_latent()->set_channels(10 + 6 + 4 + 4);
+                  }},
+        FieldCase{"encoder.filter_bank.pixel_norm",
+                  [](v1::ModelConfig& c) {
+                    auto* fb = c.mutable_encoder()->mutable_filter_bank();
+                    fb->add_scales(1.0f);
+                    fb->set_pixel_norm(true);  // without the rotational channels
+                    fb->set_weights_file("encoder.safetensors");
+                    c.mutable_latent()->set_channels(10 + 6 + 4);
+                  }},
         FieldCase{"calibration[0].max_norm_scale",
                   [](v1::ModelConfig& c) {
                     c.mutable_calibration(0)->set_score_rule(v1::MAX_NORM);
