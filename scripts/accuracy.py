@@ -697,12 +697,13 @@ def write_report(a, campaign, default, ablation):
            f"{counts['contrast'][1]:.0f} grey levels over {counts['area_pct'][0]:.2f}–"
            f"{counts['area_pct'][1]:.2f} % of the image in {cats[0]}) "
            "where the normal image has strong structure of its own at the defect's scale: the "
-           "washer's ripple, rims and the edges of its rim notch (in the canonical pose and with "
-           "the rotational channels its maps find the subtle defects — subtle P-AUROC " +
+           "washer's ripple, rims and the edges of its rim notch (in the canonical pose, with the "
+           "rotational and pixel-standardised channels, its maps find the subtle defects — subtle "
+           "P-AUROC " +
            (fmt(cat_metric(default['washer']['k'][3], 'washer', 'subtle', 'P-AUROC'))
             if 'washer' in default else '–') +
-           " — but a normal part's image score varies about as much as a 1-px scratch or a small "
-           "bite out of the rim moves it), the grid's period-11–14 px "
+           " — but a 1-px scratch or crack, or a small bite out of the rim, still moves a part's "
+           "image score about as much as normal parts vary), the grid's period-11–14 px "
            "pattern (the lattice channels cancel the pattern to its pixel noise of σ = 6 grey "
            "levels, which still hides the 1-px subtle scratches and cracks of 8–13 grey levels "
            "from a 16×16-pixel cell's statistics), the tile's grout lines and "
@@ -743,8 +744,9 @@ def write_report(a, campaign, default, ablation):
         w("")
 
         w("## Inversion steps K\n")
-        w("Mean over categories; every K calibrated at training time. ms/img is model time "
-          "(encode + K denoiser calls + scoring) at batch 16 on 2 threads.\n")
+        w("Mean over categories; every K calibrated (at training time, or re-calibrated: Image "
+          "score rule). ms/img is model time (encode + K denoiser calls + scoring) at batch 16 on "
+          "2 threads.\n")
         w("| K | I-AUROC | P-AUROC | subtle I-AUROC | ms/img |")
         w("|---|---|---|---|---|")
         for k in K_TABLE:
@@ -859,6 +861,10 @@ def write_report(a, campaign, default, ablation):
           measured(default, cats, "foreground_roundness") + ".\n")
         feature_against(w, a, default, ablation, counts, "norot", "`--filter_rotational=false`",
                         round_part, "they are", "them")
+        if any(pixel_part(a, c) for c in cats):
+            w("Without the rotational channels the pixel-standardised channels (below), which "
+              "standardise the rotational residual, are off too: where those are on, this "
+              "comparison includes both.\n")
 
     if default:
         w("## Parts at any pose: pose normalisation\n")
@@ -877,6 +883,9 @@ def write_report(a, campaign, default, ablation):
                     for c in cats if c in default) + ".\n")
         feature_against(w, a, default, ablation, counts, "nopose", "`--pose=none`", posed_part,
                         "it is", "it")
+        if any(pixel_part(a, c) for c in cats):
+            w("Without pose normalisation `--filter_pixel_norm=auto` leaves the pixel-standardised "
+              "channels (below) off: where they are on, this comparison includes them.\n")
 
     if default:
         w("## Round parts in a canonical pose: pixel-standardised channels\n")
@@ -1078,20 +1087,20 @@ def score_rule_section(w, a, default, cats):
             cols[i].append(v)
         w(f"| {c} | " + " | ".join(fmt(v) for v in vals) + " |")
     w("| **mean** | " + " | ".join(fmt(mean(cols[i])) for i in range(6)) + " |\n")
-    recal = sorted({m["meta"].get("recalibration_data", "").split("/calib/")[-1].split("/")[0]
-                    for m in a.store.models.values() if "recalibrated_from_version" in m["meta"]}
-                   - {""})
+    old = [c for c in have if "recalibrated_from_version" in default[c]["meta"]]
+    new = [c for c in have if c not in old]
     fresh = (f"{CALIB} normal images none of them trained on (`work/calib/<category>`: the "
              f"datagen seed's training images {a.train}–{a.train + CALIB - 1})")
     w("‖z_T‖² sums the noise of every latent location, so a defect that lifts one location's norm "
       "moves it little; the map's maximum is where a local defect shows. " +
-      (f"Models trained before invad-train had the rule (categories {', '.join(recal)}) were "
-       "re-calibrated, not retrained: `invad-train --calibrate_only --model MODEL_DIR --data "
-       f"work/calib/<category> --score_rule {a.score_rule}` on {fresh}, as a new version; their "
-       f"original calibration on their own held-out images is the `{o}` column. "
-       if any("recalibrated_from_version" in default[c]["meta"] for c in have) else
-       f"The `{o}` column: the same weights re-calibrated under it (`invad-train "
-       f"--calibrate_only --score_rule {o}`) on {fresh}. ") +
+      (f"Default models trained before invad-train had the rule ({', '.join(old)}; and every "
+       "ablation and campaign model of that time) were re-calibrated, not retrained: "
+       "`invad-train --calibrate_only --model MODEL_DIR --data work/calib/<category> "
+       f"--score_rule {a.score_rule}` on {fresh}, as a new version; their original calibration "
+       f"on their own held-out images is their `{o}` column. " if old else "") +
+      (f"Trained under `{a.score_rule}` ({', '.join(new)}): the `{o}` column is the same weights "
+       f"re-calibrated under it (`invad-train --calibrate_only --score_rule {o}`) on {fresh}. "
+       if new else "") +
       "The I-AUROC of `max_norm` does not depend on its calibration (a monotone function of the "
       "map's maximum); the thresholded metrics (precision, recall, FPR at the calibrated "
       "threshold) do.\n")
@@ -1128,7 +1137,7 @@ def write_benchmarks_k(a, default, cats):
            "periodic-texture channels; for the washer its rotational channels and pose "
            f"normalisation; {a.budget} s of training per category), "
            f"{default[cats[0]]['k'][3]['images']} test images per category. Mean over "
-           f"{len(cats)} synthetic categories, every K calibrated at training time; ms/img = model "
+           f"{len(cats)} synthetic categories, every K calibrated (docs/accuracy.md); ms/img = model "
            "time (encode + K denoiser calls + scoring) at batch 16, 2 threads.", "",
            "| K | I-AUROC | P-AUROC | subtle I-AUROC | ms/img |", "|---|---|---|---|---|"]
     out += [f"| {k} | {f(inv[k][0])} | {f(inv[k][1])} | {f(inv[k][2])} | {inv[k][3]:.1f} |"
