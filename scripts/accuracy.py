@@ -140,7 +140,7 @@ class Model:
 
     def known(self, runs):
         """Whether the report stage alone can use it: trained in the work folder, or every one of
-        `runs` [(name, invad-eval args)] on record for it."""
+        `runs` [(name, invad-eval args[, score rule])] on record for it."""
         return self.in_work() or all(recorded(self.a, self, *run) for run in runs)
 
     def in_work(self):
@@ -276,9 +276,10 @@ def evaluate(a, name, model, data, args, rule=None):
 
 
 def evaluate_all(a, model, data, runs):
-    """{name: report} for `runs` [(name, invad-eval args[, score rule])] of one model. When any is not on
-    record the model is made ready first (trained if the work folder lacks it, which drops its
-    recorded reports), so the reports returned all come from one instance of the model."""
+    """{name: report} for `runs` [(name, invad-eval args[, score rule])] of one model. When any
+    is not on record the model is made ready first (trained if the work folder lacks it, which
+    drops its recorded reports), so the reports returned all come from one instance of the
+    model."""
     if not all(recorded(a, model, *run) for run in runs):
         model.path()
     return {run[0]: evaluate(a, run[0], model, data, *run[1:]) for run in runs}
@@ -334,7 +335,8 @@ def calibration_data(a, cats):
     """work/calib/<category>/train/good: CALIB normal images no model of the study trained on (the
     training split's images a.train … a.train + CALIB − 1 of the same datagen seed; invad-datagen
     seeds each image by its index, so images 0 … a.train − 1 are the study's own). Models trained
-    before invad-train's score rule became max_norm are re-calibrated on them (Model.path)."""
+    calibrated under another score rule than the one asked for are re-calibrated on them
+    (Model.calibrated)."""
     a.calib = os.path.join(a.work, "calib")
     stamp_path = os.path.join(a.calib, "datagen.json")
     stamp = {"seed": a.seed, "train": a.train, "calib": CALIB}
