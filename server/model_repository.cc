@@ -14,6 +14,7 @@
 
 #include "core/batching/runner.h"
 #include "core/runtime/runtime.h"
+#include "core/scoring/calibration.h"
 
 namespace invad::server {
 namespace fs = std::filesystem;
@@ -222,7 +223,7 @@ void FillVersion(const ServedModel& m, v1::VersionInfo* info) {
     s->set_target_fpr(e.target_fpr());
     s->set_fpr_resolution(e.fpr_resolution());
     s->set_num_images(e.num_images());
-    s->set_score_rule(e.score_rule() == v1::MAX_NORM ? "max_norm" : "diff_sq_norm");
+    s->set_score_rule(core::ScoreRuleName(bundle::ToCalibration(e).rule));
   }
   info->set_device(m.device);
   info->set_precision(

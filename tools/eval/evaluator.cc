@@ -442,7 +442,7 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
   std::string score_rule;
   for (const v1::CalibrationEntry& e : config.calibration()) {
     if (inversion && e.steps() == k)
-      score_rule = e.score_rule() == v1::MAX_NORM ? "max_norm" : "diff_sq_norm";
+      score_rule = core::ScoreRuleName(bundle::ToCalibration(e).rule);
   }
   std::string json = absl::StrFormat(
       "{\n  \"model\": \"%s\",\n  \"version\": %d,\n  \"data\": \"%s\",\n  \"mode\": \"%s\",\n"

@@ -585,11 +585,7 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
       fc.pixel_norm = o.filter_pixel_norm == "true";
     }
     core::NamedTensors pixel_stats;
-    if (fc.pixel_norm) {
-      if (!fc.rotational) {
-        return absl::InvalidArgumentError(
-            "--filter_pixel_norm=true needs the rotational channels (--filter_rotational)");
-      }
+    if (fc.pixel_norm) {  // FitPixelStats refuses it without the rotational channels
       INVAD_ASSIGN_OR_RETURN(pixel_stats, core::FitPixelStats(fc, train_images));
       files.push_back({kPixelStatsFile, bundle::SerializeSafetensors(pixel_stats)});
       config.mutable_encoder()->mutable_filter_bank()->set_weights_file(kPixelStatsFile);

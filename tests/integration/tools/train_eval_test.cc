@@ -231,7 +231,7 @@ TEST(TrainToolTest, PixelNormChannelsFollowTheRotationalChannelsAndThePoseUnderA
   o.filter_rotational = "false";
   o.filter_pixel_norm = "true";
   EXPECT_THAT(RunTraining(o),
-              StatusIs(absl::StatusCode::kInvalidArgument, "needs the rotational channels"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "pixel_norm needs rotational"));
   o.filter_pixel_norm = "maybe";
   EXPECT_THAT(RunTraining(o), StatusIs(absl::StatusCode::kInvalidArgument, "--filter_pixel_norm"));
 }
