@@ -34,6 +34,7 @@ core::FilterBankConfig FilterBankConfigOf(const v1::FilterBankEncoderSpec& e, in
   cfg.rotational = e.rotational();
   cfg.lattice = e.lattice();
   cfg.pixel_norm = e.pixel_norm();
+  cfg.residual_only = e.residual_only();
   return cfg;
 }
 
@@ -187,6 +188,8 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
       return Invalid("encoder.filter_bank.weights_file",
                      "is required with pixel_norm, and only then");
     }
+    if (fb.residual_only() && !fb.periodic() && !fb.rotational() && !fb.lattice())
+      return Invalid("encoder.filter_bank.residual_only", "needs periodic, rotational or lattice");
   }
   const int64_t per_location = static_cast<int64_t>(l.channels()) * l.height() * l.width();
   if (l.mean_size() != l.std_size() ||

@@ -102,10 +102,16 @@ struct FilterBankConfig {
   // vary where they are, and a cell's statistics of the raw residual follow them; judged against
   // its own pixel's normal spread, a faint defect in a quiet part of the same cell stands out.
   bool pixel_norm = false;
+  // Only the channels above (Laplacian and residuals, as set): no Gaussian-derivative statistics
+  // and no cell mean and standard deviation. For a lattice finer than a latent cell those swing
+  // with the pattern's phase inside every cell, while the lattice residual is the texture without
+  // its pattern; channels that carry no defect evidence dilute a latent location's norm. Needs
+  // periodic, rotational or lattice.
+  bool residual_only = false;
 
   absl::Status Validate() const;
-  // 10·|scales| + 2·input_channels + 2·laplacian + 4·periodic + 4·rotational + 4·lattice +
-  // 4·pixel_norm channels
+  // (residual_only ? 0 : 10·|scales| + 2·input_channels) + 2·laplacian + 4·periodic +
+  // 4·rotational + 4·lattice + 4·pixel_norm channels
   LatentShape latent() const;
 };
 
@@ -154,6 +160,10 @@ absl::StatusOr<std::vector<Lattice>> FindLattices(const Tensor& images);
 // >= kLatticeFraction.
 absl::StatusOr<double> LatticeFraction(const Tensor& images);
 inline constexpr double kLatticeFraction = 0.9;
+// The median over the images with a lattice of its longer lattice vector's length, pixels (0 when
+// none has one). invad-train --filter_residual_only=auto keeps only the residual channels when
+// the lattice channels are on and this is shorter than a latent cell.
+absl::StatusOr<double> LatticePeriod(const Tensor& images);
 
 // Kaiming-uniform conv weights (fixed random features until a trained encoder replaces them).
 NamedTensors InitConvEncoderWeights(const ConvEncoderConfig& config, uint64_t seed);

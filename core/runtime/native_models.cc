@@ -812,17 +812,19 @@ class FilterBankEncoder final : public Encoder {
       const int64_t cell = cfg_.input_size / cfg_.latent_size;
       const torch::Tensor grey = x.mean(1, /*keepdim=*/true);
       std::vector<torch::Tensor> parts;
-      for (size_t i = 0; i < kernels_.size(); ++i) {
-        const int64_t r = radii_[i];
-        const torch::Tensor padded = torch::reflection_pad2d(grey, {r, r, r, r});
-        const torch::Tensor resp = torch::conv2d(padded, kernels_[i]).abs();
-        parts.push_back(torch::avg_pool2d(resp, cell));
-        parts.push_back(torch::max_pool2d(resp, cell));
+      if (!cfg_.residual_only) {
+        for (size_t i = 0; i < kernels_.size(); ++i) {
+          const int64_t r = radii_[i];
+          const torch::Tensor padded = torch::reflection_pad2d(grey, {r, r, r, r});
+          const torch::Tensor resp = torch::conv2d(padded, kernels_[i]).abs();
+          parts.push_back(torch::avg_pool2d(resp, cell));
+          parts.push_back(torch::max_pool2d(resp, cell));
+        }
+        const torch::Tensor mean = torch::avg_pool2d(x, cell);
+        const torch::Tensor var = (torch::avg_pool2d(x * x, cell) - mean * mean).clamp_min(0);
+        parts.push_back(mean);
+        parts.push_back(var.add(1e-12).sqrt());
       }
-      const torch::Tensor mean = torch::avg_pool2d(x, cell);
-      const torch::Tensor var = (torch::avg_pool2d(x * x, cell) - mean * mean).clamp_min(0);
-      parts.push_back(mean);
-      parts.push_back(var.add(1e-12).sqrt());
       if (cfg_.laplacian) {
         // Shifted slices, not conv2d: with conv2d (one input, one output channel) these two
         // channels added ~7 ms per 256² image to invad-eval's model time at K = 1 (medians of 3
@@ -875,7 +877,8 @@ class FilterBankEncoder final : public Encoder {
     return absl::StrCat("filter-bank-encoder(scales=", absl::StrJoin(cfg_.scales, "/"),
                         cfg_.laplacian ? ", laplacian" : "", cfg_.periodic ? ", periodic" : "",
                         cfg_.rotational ? ", rotational" : "", cfg_.lattice ? ", lattice" : "",
-                        cfg_.pixel_norm ? ", pixel_norm" : "", ", ", device_.str(), ")");
+                        cfg_.pixel_norm ? ", pixel_norm" : "",
+                        cfg_.residual_only ? ", residual_only" : "", ", ", device_.str(), ")");
   }
 
  private:
@@ -1055,13 +1058,17 @@ absl::Status FilterBankConfig::Validate() const {
   }
   if (pixel_norm && !rotational)
     return absl::InvalidArgumentError("filter_bank.pixel_norm needs rotational");
+  if (residual_only && !periodic && !rotational && !lattice) {
+    return absl::InvalidArgumentError(
+        "filter_bank.residual_only needs periodic, rotational or lattice");
+  }
   return absl::OkStatus();
 }
 
 LatentShape FilterBankConfig::latent() const {
-  return {static_cast<int64_t>(10 * scales.size() + 2 * input_channels + (laplacian ? 2 : 0) +
-                               (periodic ? 4 : 0) + (rotational ? 4 : 0) + (lattice ? 4 : 0) +
-                               (pixel_norm ? 4 : 0)),
+  return {static_cast<int64_t>((residual_only ? 0 : 10 * scales.size() + 2 * input_channels) +
+                               (laplacian ? 2 : 0) + (periodic ? 4 : 0) + (rotational ? 4 : 0) +
+                               (lattice ? 4 : 0) + (pixel_norm ? 4 : 0)),
           latent_size, latent_size};
 }
 
@@ -1160,6 +1167,18 @@ absl::StatusOr<double> LatticeFraction(const Tensor& images) {
   double found = 0;
   for (const Lattice& l : lattices) found += l.found;
   return found / static_cast<double>(lattices.size());
+}
+
+absl::StatusOr<double> LatticePeriod(const Tensor& images) {
+  INVAD_ASSIGN_OR_RETURN(const std::vector<Lattice> lattices, FindLattices(images));
+  std::vector<double> periods;
+  for (const Lattice& l : lattices) {
+    if (l.found) periods.push_back(std::max(std::hypot(l.a1x, l.a1y), std::hypot(l.a2x, l.a2y)));
+  }
+  if (periods.empty()) return 0.0;
+  const auto mid = periods.begin() + static_cast<std::ptrdiff_t>(periods.size() / 2);
+  std::nth_element(periods.begin(), mid, periods.end());
+  return *mid;
 }
 
 absl::StatusOr<std::unique_ptr<Encoder>> CreateNativeConvEncoder(const ConvEncoderConfig& config,

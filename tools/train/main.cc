@@ -37,12 +37,19 @@ ABSL_FLAG(std::vector<std::string>, conv_outputs, (std::vector<std::string>{"0",
           "Conv encoder stages concatenated into z0.");
 ABSL_FLAG(std::vector<std::string>, filter_scales, (std::vector<std::string>{"1", "2", "4"}),
           "Filter-bank Gaussian scales, pixels.");
-ABSL_FLAG(bool, filter_laplacian, kDefaults.filter_laplacian,
-          "Filter bank: add two fine-detail channels (the grey image's discrete Laplacian, mean "
-          "magnitude and peak energy per cell).");
-ABSL_FLAG(bool, filter_periodic, kDefaults.filter_periodic,
-          "Filter bank: add four periodic-texture channels (the grey image minus its neighbours "
-          "one dominant period away, blurred; mean and peak magnitude per cell).");
+ABSL_FLAG(std::string, filter_laplacian, kDefaults.filter_laplacian,
+          "Filter bank: two fine-detail channels (the grey image's discrete Laplacian, mean "
+          "magnitude and peak energy per cell): auto (on unless the filter bank keeps only its "
+          "residual channels), true or false.");
+ABSL_FLAG(std::string, filter_periodic, kDefaults.filter_periodic,
+          "Filter bank: four periodic-texture channels (the grey image minus its neighbours one "
+          "dominant period away, blurred; mean and peak magnitude per cell): auto (on unless the "
+          "filter bank keeps only its residual channels), true or false.");
+ABSL_FLAG(std::string, filter_residual_only, kDefaults.filter_residual_only,
+          "Filter bank: only the residual channels (lattice, rotational, pixel-standardised, and "
+          "the Laplacian and periodic ones where on), no Gaussian-derivative statistics or cell "
+          "mean/SD: auto (on when the lattice channels are on and the lattice is finer than a "
+          "latent cell), true or false.");
 ABSL_FLAG(std::string, filter_rotational, kDefaults.filter_rotational,
           "Filter bank: four rotational-residual channels for round parts (the grey image minus "
           "its rotations by +-20 degrees about the part's centroid, blurred; mean and peak "
@@ -145,6 +152,7 @@ int main(int argc, char** argv) {
       OrDie(invad::tools::ParseFloatList(absl::GetFlag(FLAGS_filter_scales), "filter_scales"));
   o.filter_laplacian = absl::GetFlag(FLAGS_filter_laplacian);
   o.filter_periodic = absl::GetFlag(FLAGS_filter_periodic);
+  o.filter_residual_only = absl::GetFlag(FLAGS_filter_residual_only);
   o.filter_rotational = absl::GetFlag(FLAGS_filter_rotational);
   o.filter_lattice = absl::GetFlag(FLAGS_filter_lattice);
   o.filter_pixel_norm = absl::GetFlag(FLAGS_filter_pixel_norm);

@@ -70,19 +70,15 @@ absl::Status Validate(const TrainOptions& o) {
     return bad("--encoder torchscript needs --encoder_file and --latent_channels");
   if (o.latent_size < 1 || o.image_size % o.latent_size != 0)
     return bad("--latent_size must divide --image_size");
-  if (o.filter_rotational != "auto" && o.filter_rotational != "true" &&
-      o.filter_rotational != "false") {
-    return bad(
-        absl::StrCat("--filter_rotational ", o.filter_rotational, ": must be auto, true or false"));
-  }
-  if (o.filter_lattice != "auto" && o.filter_lattice != "true" && o.filter_lattice != "false") {
-    return bad(
-        absl::StrCat("--filter_lattice ", o.filter_lattice, ": must be auto, true or false"));
-  }
-  if (o.filter_pixel_norm != "auto" && o.filter_pixel_norm != "true" &&
-      o.filter_pixel_norm != "false") {
-    return bad(
-        absl::StrCat("--filter_pixel_norm ", o.filter_pixel_norm, ": must be auto, true or false"));
+  for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
+           {"filter_laplacian", o.filter_laplacian},
+           {"filter_periodic", o.filter_periodic},
+           {"filter_residual_only", o.filter_residual_only},
+           {"filter_rotational", o.filter_rotational},
+           {"filter_lattice", o.filter_lattice},
+           {"filter_pixel_norm", o.filter_pixel_norm}}) {
+    if (value != "auto" && value != "true" && value != "false")
+      return bad(absl::StrCat("--", flag, " ", value, ": must be auto, true or false"));
   }
   if (o.pose != "auto" && o.pose != "none" && o.pose != "moment")
     return bad(absl::StrCat("--pose ", o.pose, ": must be auto, none or moment"));
@@ -281,11 +277,12 @@ std::string Fingerprint(const TrainOptions& o, const std::vector<Item>& train) {
       ";lc=", o.latent_channels, ";ls=", o.latent_size, ";cc=", absl::StrJoin(o.conv_channels, ","),
       ";co=", absl::StrJoin(o.conv_outputs, ","), ";fs=", absl::StrJoin(o.filter_scales, ","),
       ";flap=", o.filter_laplacian, ";fper=", o.filter_periodic, ";frot=", o.filter_rotational,
-      ";flat=", o.filter_lattice, ";fpix=", o.filter_pixel_norm, ";pose=", o.pose,
-      ";es=", o.encoder_steps, ";norm=", o.normalize_latent, "/", o.normalize_latent_per_location,
-      ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads, "/", o.dit_patch,
-      ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget, ";bs=", o.batch_size,
-      ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction, ";mv=", o.min_val, ";files=");
+      ";flat=", o.filter_lattice, ";fpix=", o.filter_pixel_norm, ";fres=", o.filter_residual_only,
+      ";pose=", o.pose, ";es=", o.encoder_steps, ";norm=", o.normalize_latent, "/",
+      o.normalize_latent_per_location, ";dit=", o.dit_hidden, "/", o.dit_depth, "/", o.dit_heads,
+      "/", o.dit_patch, ";steps=", o.steps, ";epochs=", o.epochs, ";budget=", o.time_budget,
+      ";bs=", o.batch_size, ";lr=", o.lr, ";seed=", o.seed, ";vf=", o.val_fraction,
+      ";mv=", o.min_val, ";files=");
   for (const Item& it : train) absl::StrAppend(&s, it.category, "/", it.path, ";");
   return bundle::Sha256Hex(s);
 }
@@ -553,8 +550,6 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     fc.input_size = o.image_size;
     fc.latent_size = o.latent_size;
     fc.scales = o.filter_scales;
-    fc.laplacian = o.filter_laplacian;
-    fc.periodic = o.filter_periodic;
     if (o.filter_rotational == "auto") {
       INVAD_ASSIGN_OR_RETURN(const double roundness, core::ForegroundRoundness(train_images));
       fc.rotational = roundness >= core::kRoundPartThreshold;
@@ -584,6 +579,31 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     } else {
       fc.pixel_norm = o.filter_pixel_norm == "true";
     }
+    // Residual channels only, where a residual already holds what is left of the normal image at
+    // pixel resolution: a lattice finer than a latent cell (every cell holds a period or more, so
+    // its derivative statistics and mean/SD swing with the pattern's phase, and the Laplacian
+    // with the pattern's edges), or a round part in a canonical pose with the pixel-standardised
+    // channels (the cell statistics follow its rims, ripple and pose marker, which the rotational
+    // residual cancels and each pixel's own normal spread absorbs). The other channels then only
+    // dilute a latent location's norm (docs/accuracy.md, "Residual channels only").
+    if (o.filter_residual_only == "auto") {
+      double period = 0;
+      if (fc.lattice) {
+        INVAD_ASSIGN_OR_RETURN(period, core::LatticePeriod(train_images));
+        (*config.mutable_metadata())["lattice_period"] = absl::StrFormat("%.2f", period);
+      }
+      const int cell = o.image_size / o.latent_size;
+      fc.residual_only = (fc.lattice && period > 0 && period < cell) || fc.pixel_norm;
+      (*config.mutable_metadata())["residual_only"] = fc.residual_only ? "on" : "off";
+      Log(o, absl::StrFormat("residual channels only: %s (lattice channels %s, period %.1f px, "
+                             "latent cell %d px; pixel-standardised channels %s)",
+                             fc.residual_only ? "on" : "off", fc.lattice ? "on" : "off", period,
+                             cell, fc.pixel_norm ? "on" : "off"));
+    } else {
+      fc.residual_only = o.filter_residual_only == "true";
+    }
+    fc.laplacian = o.filter_laplacian == "auto" ? !fc.residual_only : o.filter_laplacian == "true";
+    fc.periodic = o.filter_periodic == "auto" ? !fc.residual_only : o.filter_periodic == "true";
     core::NamedTensors pixel_stats;
     if (fc.pixel_norm) {  // FitPixelStats refuses it without the rotational channels
       INVAD_ASSIGN_OR_RETURN(pixel_stats, core::FitPixelStats(fc, train_images));
@@ -593,10 +613,11 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     INVAD_ASSIGN_OR_RETURN(encoder, core::CreateFilterBankEncoder(fc, enc_rt, pixel_stats));
     config.mutable_encoder()->mutable_filter_bank()->set_pixel_norm(fc.pixel_norm);
     for (float s : o.filter_scales) config.mutable_encoder()->mutable_filter_bank()->add_scales(s);
-    config.mutable_encoder()->mutable_filter_bank()->set_laplacian(o.filter_laplacian);
-    config.mutable_encoder()->mutable_filter_bank()->set_periodic(o.filter_periodic);
+    config.mutable_encoder()->mutable_filter_bank()->set_laplacian(fc.laplacian);
+    config.mutable_encoder()->mutable_filter_bank()->set_periodic(fc.periodic);
     config.mutable_encoder()->mutable_filter_bank()->set_rotational(fc.rotational);
     config.mutable_encoder()->mutable_filter_bank()->set_lattice(fc.lattice);
+    config.mutable_encoder()->mutable_filter_bank()->set_residual_only(fc.residual_only);
   } else if (o.encoder == "torchscript") {
     INVAD_ASSIGN_OR_RETURN(std::string bytes, bundle::ReadFile(o.encoder_file));
     files.push_back({"encoder.pt", std::move(bytes)});

@@ -45,12 +45,16 @@ struct TrainOptions {
   std::vector<int> conv_channels{32, 64, 128};
   std::vector<int> conv_outputs{0, 1, 2};
   std::vector<float> filter_scales{1.0f, 2.0f, 4.0f};
-  // filter_bank: two fine-detail channels (discrete Laplacian of the grey image); on by default
-  // since measured (docs/accuracy.md, "Fine detail").
-  bool filter_laplacian = true;
-  // filter_bank: four periodic-texture residual channels (core::FilterBankConfig::periodic); on
-  // by default since measured (docs/accuracy.md, "Periodic texture").
-  bool filter_periodic = true;
+  // filter_bank: two fine-detail channels (discrete Laplacian of the grey image) and four
+  // periodic-texture residual channels (core::FilterBankConfig::periodic): auto (on unless the
+  // filter bank keeps only its residual channels, filter_residual_only; docs/accuracy.md, "Fine
+  // detail", "Periodic texture"), true or false.
+  std::string filter_laplacian = "auto";
+  std::string filter_periodic = "auto";
+  // filter_bank: only the residual channels (core::FilterBankConfig::residual_only): auto (on when
+  // the lattice channels are on and the lattice's period, core::LatticePeriod, is shorter than a
+  // latent cell), true or false.
+  std::string filter_residual_only = "auto";
   // filter_bank: four rotational-residual channels for round parts
   // (core::FilterBankConfig::rotational): auto (on when the training images' foreground is one
   // round part, core::ForegroundRoundness >= core::kRoundPartThreshold), true or false.

@@ -213,8 +213,11 @@ TEST(TrainToolTest, PixelNormChannelsFollowTheRotationalChannelsAndThePoseUnderA
     } else {
       EXPECT_FALSE(meta.contains("pixel_norm"));
     }
+    // With them, --filter_residual_only=auto keeps only the rotational and pixel-standardised
+    // channels.
+    EXPECT_EQ(fb.residual_only(), c.on);
     EXPECT_EQ(b->config.latent().channels(),
-              10 + 6 + 2 + 4 + (fb.rotational() ? 4 : 0) + (c.on ? 4 : 0));
+              c.on ? 4 + 4 : 10 + 6 + 2 + 4 + (fb.rotational() ? 4 : 0));
     if (!c.on) {
       EXPECT_TRUE(fb.weights_file().empty());
       continue;
@@ -239,6 +242,7 @@ TEST(TrainToolTest, PixelNormChannelsFollowTheRotationalChannelsAndThePoseUnderA
 TEST(TrainToolTest, LatticeChannelsFollowTheDataUnderAuto) {
   // A woven grid (a lattice in every image) turns them on; a round part does not; an explicit
   // value overrides auto; the bundle records the decision and the measured fraction, and loads.
+  // (Every channel family on: residual-only has its own test below.)
   const fs::path grid = MakeData("lat_grid_data", "grid", 64, 24, 1, 1);
   const fs::path washer = MakeData("lat_washer_data", "washer", 64, 24, 1, 1);
   struct Case {
@@ -251,9 +255,12 @@ TEST(TrainToolTest, LatticeChannelsFollowTheDataUnderAuto) {
     auto b = TrainTinyAndRead(c.data, "lat_model", [&](TrainOptions& o) {
       o.filter_rotational = "false";
       o.filter_lattice = c.flag;
+      o.filter_residual_only = "false";
     });
     ASSERT_OK(b);
-    EXPECT_EQ(b->config.encoder().filter_bank().lattice(), c.on) << c.data << " " << c.flag;
+    const auto& fb = b->config.encoder().filter_bank();
+    EXPECT_EQ(fb.lattice(), c.on) << c.data << " " << c.flag;
+    EXPECT_TRUE(fb.laplacian() && fb.periodic() && !fb.residual_only());
     EXPECT_EQ(b->config.latent().channels(), 10 + 6 + 2 + 4 + (c.on ? 4 : 0));
     const auto& meta = b->config.metadata();
     EXPECT_EQ(meta.contains("lattice_fraction"), c.flag == "auto");
@@ -265,6 +272,67 @@ TEST(TrainToolTest, LatticeChannelsFollowTheDataUnderAuto) {
   TrainOptions bad = Tiny(grid, Fresh("lat_bad"));
   bad.filter_lattice = "maybe";
   EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument, "filter_lattice"));
+}
+
+TEST(TrainToolTest, ResidualOnlyFollowsAFineLatticeOrThePixelStandardisedChannelsUnderAuto) {
+  // The datagen grid's period is 11–14 px: finer than a 16-px latent cell (64 px, 4×4 latent), so
+  // auto keeps only the lattice channels (no derivative, mean/SD, Laplacian or periodic ones);
+  // coarser than an 8-px cell, so there it keeps everything; a washer keeps only its rotational
+  // and pixel-standardised channels where those are on, everything without them. Explicit values
+  // override auto, the Laplacian and periodic flags too; the bundle records the decision and the
+  // period it measured, and loads; residual-only with no residual channel family to keep, or a
+  // bad value, is INVALID_ARGUMENT.
+  const fs::path grid = MakeData("res_grid_data", "grid", 64, 24, 1, 1);
+  const fs::path washer = MakeData("res_washer_data", "washer", 64, 24, 1, 1);
+  struct Case {
+    fs::path data;
+    int latent;
+    std::string flag;
+    bool on;
+    int channels;  // Tiny's one scale: 10 derivative + 6 mean/SD channels without residual_only
+    std::string laplacian = "auto";
+    std::string rotational = "false";
+  };
+  for (const Case& c :
+       {Case{grid, 4, "auto", true, 4}, Case{grid, 8, "auto", false, 26},
+        Case{washer, 4, "auto", false, 22}, Case{grid, 4, "false", false, 26},
+        Case{grid, 4, "auto", true, 6, "true"}, Case{washer, 4, "auto", true, 8, "auto", "auto"}}) {
+    auto b = TrainTinyAndRead(c.data, "res_model", [&](TrainOptions& o) {
+      o.latent_size = c.latent;
+      o.filter_rotational = c.rotational;
+      o.filter_residual_only = c.flag;
+      o.filter_laplacian = c.laplacian;
+    });
+    ASSERT_OK(b);
+    const auto& fb = b->config.encoder().filter_bank();
+    EXPECT_EQ(fb.residual_only(), c.on) << c.data << " " << c.latent << " " << c.flag;
+    EXPECT_EQ(fb.periodic(), !c.on);
+    EXPECT_EQ(fb.laplacian(), !c.on || c.laplacian == "true");
+    EXPECT_EQ(b->config.latent().channels(), c.channels) << c.data << " " << c.latent;
+    const auto& meta = b->config.metadata();
+    EXPECT_EQ(meta.contains("residual_only"), c.flag == "auto");
+    if (c.flag == "auto") EXPECT_EQ(meta.at("residual_only"), c.on ? "on" : "off");
+    if (c.flag == "auto" && fb.lattice()) {
+      const double period = std::stod(meta.at("lattice_period"));
+      EXPECT_GE(period, 10.5);
+      EXPECT_LE(period, 14.5);
+    }
+  }
+  TrainOptions bad = Tiny(washer, Fresh("res_bad"));
+  bad.image_size = 64;
+  bad.filter_rotational = "false";
+  bad.filter_residual_only = "true";  // no lattice, rotational or periodic channels left
+  EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         "residual_only needs periodic, rotational or lattice"));
+  bad.filter_residual_only = "maybe";
+  EXPECT_THAT(RunTraining(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--filter_residual_only"));
+  bad.filter_residual_only = "auto";
+  bad.filter_laplacian = "on";
+  EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument, "--filter_laplacian"));
+  bad.filter_laplacian = "auto";
+  bad.filter_periodic = "1";
+  EXPECT_THAT(RunTraining(bad), StatusIs(absl::StatusCode::kInvalidArgument, "--filter_periodic"));
 }
 
 // `n` images of one part that never moves (a fixture): a lit ring, pixel noise only.

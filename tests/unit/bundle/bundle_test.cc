@@ -166,6 +166,14 @@ INSTANTIATE_TEST_SUITE_P(
                     fb->set_weights_file("encoder.safetensors");
                     c.mutable_latent()->set_channels(10 + 6 + 4);
                   }},
+        FieldCase{"encoder.filter_bank.residual_only",
+                  [](v1::ModelConfig& c) {
+                    auto* fb = c.mutable_encoder()->mutable_filter_bank();
+                    fb->add_scales(1.0f);
+                    fb->set_laplacian(true);
+                    fb->set_residual_only(true);  // without a residual channel family
+                    c.mutable_latent()->set_channels(2);
+                  }},
         FieldCase{"calibration[0].max_norm_scale",
                   [](v1::ModelConfig& c) {
                     c.mutable_calibration(0)->set_score_rule(v1::MAX_NORM);

@@ -578,6 +578,7 @@ TEST(FilterBankEncoderTest, RotationalChannelsCancelTheRingAndKeepTheDefect) {
   ASSERT_OK((*enc_plain)->Encode(RingImage(true), &z_plain));
   ASSERT_EQ(z_plain.shape(), (Shape{1, 12, 8, 8}));
   for (int64_t i = 0; i < z_plain.numel(); ++i) ASSERT_EQ(z_plain.data()[i], z.data()[i]) << i;
+
   cfg.input_size = 8;
   cfg.scales = {1.0f};
   EXPECT_THAT(CreateFilterBankEncoder(cfg, {}),
@@ -769,6 +770,25 @@ TEST(FilterBankEncoderTest, LatticeChannelsCancelATiltedSubPixelGridAndFindAFain
   ASSERT_OK((*enc_plain)->Encode(GridImage(true, 2), &z_plain));
   ASSERT_EQ(z_plain.shape(), (Shape{1, 16, 8, 8}));
   for (int64_t i = 0; i < z_plain.numel(); ++i) ASSERT_EQ(z_plain.data()[i], z.data()[i]) << i;
+
+  // Residual-only: the periodic and lattice channels alone, exactly as in the full bank (its
+  // channels 12..19); without any residual family it is refused.
+  FilterBankConfig residual = cfg;
+  residual.residual_only = true;
+  EXPECT_EQ(residual.latent(), (LatentShape{8, 8, 8}));
+  auto enc_residual = CreateFilterBankEncoder(residual, {});
+  ASSERT_OK(enc_residual);
+  Tensor z_residual;
+  ASSERT_OK((*enc_residual)->Encode(GridImage(true, 2), &z_residual));
+  ASSERT_EQ(z_residual.shape(), (Shape{1, 8, 8, 8}));
+  for (int64_t i = 0; i < z_residual.numel(); ++i)
+    ASSERT_EQ(z_residual.data()[i], z.data()[12 * 64 + i]) << i;
+  residual.periodic = false;
+  residual.lattice = false;
+  EXPECT_THAT(CreateFilterBankEncoder(residual, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "residual_only needs periodic, rotational or lattice"));
+
   cfg.input_size = 8;
   cfg.scales = {1.0f};
   cfg.periodic = false;
@@ -794,6 +814,14 @@ TEST(FilterBankEncoderTest, LatticeFractionTellsAGridFromNoiseAndAFlatImage) {
   auto fraction = LatticeFraction(images);
   ASSERT_OK(fraction);
   EXPECT_NEAR(*fraction, 1.0 / 3, 1e-9);
+  // The period: the grid's lattice vectors (one period along the tilted axes), the only image
+  // with a lattice; none among noise and a flat image.
+  auto period = LatticePeriod(images);
+  ASSERT_OK(period);
+  EXPECT_NEAR(*period, kGridPeriod / std::sqrt(1 + kGridTilt * kGridTilt), 0.05);
+  auto none = LatticePeriod(images.Slice(1, 2));
+  ASSERT_OK(none);
+  EXPECT_EQ(*none, 0.0);
   // A noise image's lattice channels fall back to the periodic residual and stay finite.
   FilterBankConfig cfg = GreyBank(128, 8);
   cfg.lattice = true;
