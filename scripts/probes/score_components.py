@@ -13,9 +13,14 @@ datagen seed (new images, same distribution), e.g.
 
   build/release/tools/datagen/invad-datagen --out build/accuracy/dev/data --seed 12 --train 1 \
       --test_good 80 --test_per_defect 20
-  for c in grid wood metal carpet tile washer; do build/release/tools/eval/invad-eval \
-      --model build/accuracy/models/default_$c --data build/accuracy/dev/data/$c \
+  for c in grid wood metal carpet tile washer; do
+    v=$(grep -l MAX_NORM build/accuracy/models/default_$c/*/config.pbtxt | head -1 | xargs dirname)
+    build/release/tools/eval/invad-eval --model $v --data build/accuracy/dev/data/$c \
       --out build/accuracy/dev/reports/default_${c}_k3 --steps 3; done
+
+(`v`: the model's version calibrated under the study's score rule, max_norm; a model folder alone
+means its latest version, which for a model trained under max_norm is its diff_sq_norm
+re-calibration.)
   scripts/probes/score_components.py build/accuracy/dev/reports
 """
 import csv
