@@ -227,12 +227,14 @@ void BM_PlanCached(benchmark::State& state) {
 
 // The filter bank alone on 256² RGB woven grids (invad-datagen's pattern: period 12.4 px, lattice
 // tilted by 0.015 rad, pixel noise), without (lattice:0) and with (lattice:1) the lattice channels,
-// at batch 1 and 16 (invad-eval's batch): what --filter_lattice=auto costs a periodic texture's
-// model per image.
+// and the lattice channels alone (lattice:2, what --filter_residual_only=auto keeps for a lattice
+// finer than a cell), at batch 1 and 16 (invad-eval's batch): what --filter_lattice=auto and
+// --filter_residual_only=auto cost a periodic texture's model per image.
 void BM_FilterBankLattice(benchmark::State& state) {
   core::FilterBankConfig cfg;
-  cfg.laplacian = true;
-  cfg.periodic = true;
+  cfg.residual_only = state.range(0) == 2;
+  cfg.laplacian = !cfg.residual_only;
+  cfg.periodic = !cfg.residual_only;
   cfg.lattice = state.range(0) != 0;
   auto enc = core::CreateFilterBankEncoder(cfg, {});
   if (!enc.ok()) return state.SkipWithError(std::string(enc.status().message()).c_str());
@@ -265,7 +267,7 @@ BENCHMARK(BM_DenoiserCall)->Apply(Batches);
 BENCHMARK(BM_FullScoring)->Apply(Batches);
 BENCHMARK(BM_FilterBankLattice)
     ->ArgNames({"lattice", "batch"})
-    ->ArgsProduct({{0, 1}, {1, 16}})
+    ->ArgsProduct({{0, 1, 2}, {1, 16}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_PlanPerCall)->Unit(benchmark::kMicrosecond);
