@@ -49,7 +49,7 @@ ABSL_FLAG(std::string, filter_residual_only, kDefaults.filter_residual_only,
           "Filter bank: only the residual channels (lattice, rotational, pixel-standardised, and "
           "the Laplacian and periodic ones where on), no Gaussian-derivative statistics or cell "
           "mean/SD: auto (on when the lattice channels are on and the lattice is finer than a "
-          "latent cell), true or false.");
+          "latent cell, or the pixel-standardised channels are on), true or false.");
 ABSL_FLAG(std::string, filter_rotational, kDefaults.filter_rotational,
           "Filter bank: four rotational-residual channels for round parts (the grey image minus "
           "its rotations by +-20 degrees about the part's centroid, blurred; mean and peak "
