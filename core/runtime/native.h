@@ -155,15 +155,15 @@ struct Lattice {
 inline constexpr double kLatticeCorrelation = 0.8;
 // The lattice of each image in [N, C, H, W] (grey = the channels' mean; H, W >= 16).
 absl::StatusOr<std::vector<Lattice>> FindLattices(const Tensor& images);
-// How well FilterBankConfig::lattice suits a set of preprocessed images: the fraction of them in
-// which FindLattices finds a lattice. invad-train --filter_lattice=auto turns the channels on at
-// >= kLatticeFraction.
-absl::StatusOr<double> LatticeFraction(const Tensor& images);
+// How well FilterBankConfig::lattice suits a set of preprocessed images, from FindLattices's
+// answer for them: the fraction of them with a lattice (0 for none). invad-train
+// --filter_lattice=auto turns the channels on at >= kLatticeFraction.
+double LatticeFraction(const std::vector<Lattice>& lattices);
 inline constexpr double kLatticeFraction = 0.9;
 // The median over the images with a lattice of its longer lattice vector's length, pixels (0 when
 // none has one). invad-train --filter_residual_only=auto keeps only the residual channels when
 // the lattice channels are on and this is shorter than a latent cell.
-absl::StatusOr<double> LatticePeriod(const Tensor& images);
+double LatticePeriod(const std::vector<Lattice>& lattices);
 
 // Kaiming-uniform conv weights (fixed random features until a trained encoder replaces them).
 NamedTensors InitConvEncoderWeights(const ConvEncoderConfig& config, uint64_t seed);

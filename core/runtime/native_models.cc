@@ -1162,15 +1162,14 @@ absl::StatusOr<std::vector<Lattice>> FindLattices(const Tensor& images) {
   return out;
 }
 
-absl::StatusOr<double> LatticeFraction(const Tensor& images) {
-  INVAD_ASSIGN_OR_RETURN(const std::vector<Lattice> lattices, FindLattices(images));
+double LatticeFraction(const std::vector<Lattice>& lattices) {
+  if (lattices.empty()) return 0;
   double found = 0;
   for (const Lattice& l : lattices) found += l.found;
   return found / static_cast<double>(lattices.size());
 }
 
-absl::StatusOr<double> LatticePeriod(const Tensor& images) {
-  INVAD_ASSIGN_OR_RETURN(const std::vector<Lattice> lattices, FindLattices(images));
+double LatticePeriod(const std::vector<Lattice>& lattices) {
   std::vector<double> periods;
   for (const Lattice& l : lattices) {
     if (l.found) periods.push_back(std::max(std::hypot(l.a1x, l.a1y), std::hypot(l.a2x, l.a2y)));

@@ -560,8 +560,13 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     } else {
       fc.rotational = o.filter_rotational == "true";
     }
+    std::vector<core::Lattice> lattices;  // the training images', found once where auto needs them
+    if (o.filter_lattice == "auto" ||
+        (o.filter_residual_only == "auto" && o.filter_lattice == "true")) {
+      INVAD_ASSIGN_OR_RETURN(lattices, core::FindLattices(train_images));
+    }
     if (o.filter_lattice == "auto") {
-      INVAD_ASSIGN_OR_RETURN(const double fraction, core::LatticeFraction(train_images));
+      const double fraction = core::LatticeFraction(lattices);
       fc.lattice = fraction >= core::kLatticeFraction;
       (*config.mutable_metadata())["lattice_fraction"] = absl::StrFormat("%.3f", fraction);
       Log(o, absl::StrFormat("a lattice in %.0f%% of the training images: lattice channels %s",
@@ -589,7 +594,7 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
     if (o.filter_residual_only == "auto") {
       double period = 0;
       if (fc.lattice) {
-        INVAD_ASSIGN_OR_RETURN(period, core::LatticePeriod(train_images));
+        period = core::LatticePeriod(lattices);
         (*config.mutable_metadata())["lattice_period"] = absl::StrFormat("%.2f", period);
       }
       const int cell = o.image_size / o.latent_size;

@@ -811,17 +811,12 @@ TEST(FilterBankEncoderTest, LatticeFractionTellsAGridFromNoiseAndAFlatImage) {
   EXPECT_FALSE((*lattices)[1].found);
   EXPECT_LT((*lattices)[1].correlation, kLatticeCorrelation);
   EXPECT_FALSE((*lattices)[2].found);
-  auto fraction = LatticeFraction(images);
-  ASSERT_OK(fraction);
-  EXPECT_NEAR(*fraction, 1.0 / 3, 1e-9);
+  EXPECT_NEAR(LatticeFraction(*lattices), 1.0 / 3, 1e-9);
+  EXPECT_EQ(LatticeFraction({}), 0.0);
   // The period: the grid's lattice vectors (one period along the tilted axes), the only image
   // with a lattice; none among noise and a flat image.
-  auto period = LatticePeriod(images);
-  ASSERT_OK(period);
-  EXPECT_NEAR(*period, kGridPeriod / std::sqrt(1 + kGridTilt * kGridTilt), 0.05);
-  auto none = LatticePeriod(images.Slice(1, 2));
-  ASSERT_OK(none);
-  EXPECT_EQ(*none, 0.0);
+  EXPECT_NEAR(LatticePeriod(*lattices), kGridPeriod / std::sqrt(1 + kGridTilt * kGridTilt), 0.05);
+  EXPECT_EQ(LatticePeriod({(*lattices)[1], (*lattices)[2]}), 0.0);
   // A noise image's lattice channels fall back to the periodic residual and stay finite.
   FilterBankConfig cfg = GreyBank(128, 8);
   cfg.lattice = true;
