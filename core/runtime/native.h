@@ -105,8 +105,9 @@ struct FilterBankConfig {
   // Only the channels above (Laplacian and residuals, as set): no Gaussian-derivative statistics
   // and no cell mean and standard deviation. For a lattice finer than a latent cell those swing
   // with the pattern's phase inside every cell, while the lattice residual is the texture without
-  // its pattern; channels that carry no defect evidence dilute a latent location's norm. Needs
-  // periodic, rotational or lattice.
+  // its pattern; for a round part in a canonical pose they follow its rims and pose marker, which
+  // the rotational residual and pixel_norm absorb. Channels that carry no defect evidence dilute
+  // a latent location's norm. Needs periodic, rotational or lattice.
   bool residual_only = false;
 
   absl::Status Validate() const;
