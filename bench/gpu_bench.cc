@@ -217,7 +217,8 @@ double RelError(const Tensor& a, const Tensor& ref) {  // ‖a − ref‖₂ / �
 
 std::vector<double> Scores(const Calibration& cal, const Tensor& zt) {
   std::vector<double> s;
-  for (const LatentScore& l : ScoreLatents(zt, nullptr)) s.push_back(CalibratedScore(cal, l));
+  for (const LatentScore& l : ScoreLatents(zt, nullptr))
+    s.push_back(CalibratedScore(cal, l, nullptr));
   return s;
 }
 
@@ -308,9 +309,9 @@ int Prepare(const Args& a) {
   const std::vector<LatentScore> cal_scores = ScoreLatents(cal_zt, &maps);
   CalibrationOptions co;
   co.target_fpr = 0.05;
-  const Calibration cal =
-      OrDie(Calibrate(cal_scores, std::vector<double>(maps.data(), maps.data() + maps.numel()), co),
-            "calibrate");
+  const Calibration cal = OrDie(
+      Calibrate(cal_scores, {}, std::vector<double>(maps.data(), maps.data() + maps.numel()), co),
+      "calibrate");
 
   // The test set: half normal, half anomalous, interleaved.
   Tensor z0({n_test, cfg.latent.channels, cfg.latent.height, cfg.latent.width});

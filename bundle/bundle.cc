@@ -235,6 +235,32 @@ absl::Status ValidateManifest(const v1::ModelConfig& c) {
       return Invalid(field + ".score_rule", absl::StrCat("unknown value ", e.score_rule()));
     if (e.score_rule() == v1::MAX_NORM && !(e.max_norm_scale() > 0))
       return Invalid(field + ".max_norm_scale", "must be > 0 under score_rule MAX_NORM");
+    if (e.has_position()) {
+      const v1::PositionStatistics& p = e.position();
+      if (p.height() != l.height() || p.width() != l.width()) {
+        return Invalid(field + ".position",
+                       absl::StrCat("is ", p.height(), "×", p.width(), ", the latent is ",
+                                    l.height(), "×", l.width()));
+      }
+      const int64_t hw = static_cast<int64_t>(p.height()) * p.width();
+      if (p.center_size() != hw || p.scale_size() != hw) {
+        return Invalid(field + ".position",
+                       absl::StrCat("needs ", hw, " center and scale values, has ", p.center_size(),
+                                    " and ", p.scale_size()));
+      }
+      for (int j = 0; j < hw; ++j) {
+        if (!std::isfinite(p.center(j)) || !(p.scale(j) > 0) || !std::isfinite(p.scale(j))) {
+          return Invalid(field + ".position",
+                         absl::StrCat("location ", j, ": center must be finite, scale > 0"));
+        }
+      }
+    }
+    if (e.score_rule() == v1::POSITIONAL_MAX_NORM &&
+        (!e.has_position() || !(e.positional_max_scale() > 0))) {
+      return Invalid(field + ".position",
+                     "position and positional_max_scale > 0 are needed under score_rule "
+                     "POSITIONAL_MAX_NORM");
+    }
     if (!(e.target_fpr() > 0 && e.target_fpr() < 1))
       return Invalid(field + ".target_fpr", "must be in (0, 1)");
     if (!e.category().empty() && std::find(c.categories().begin(), c.categories().end(),
@@ -410,8 +436,16 @@ core::Calibration ToCalibration(const v1::CalibrationEntry& e) {
   c.diff = {e.diff_center(), e.diff_scale()};
   c.sq_norm = {e.sq_norm_center(), e.sq_norm_scale()};
   c.max_norm = {e.max_norm_center(), e.max_norm_scale()};
-  c.rule =
-      e.score_rule() == v1::MAX_NORM ? core::ScoreRule::kMaxNorm : core::ScoreRule::kDiffSqNorm;
+  c.rule = e.score_rule() == v1::MAX_NORM              ? core::ScoreRule::kMaxNorm
+           : e.score_rule() == v1::POSITIONAL_MAX_NORM ? core::ScoreRule::kPositionalMaxNorm
+                                                       : core::ScoreRule::kDiffSqNorm;
+  if (e.has_position()) {
+    c.position.height = e.position().height();
+    c.position.width = e.position().width();
+    c.position.center.assign(e.position().center().begin(), e.position().center().end());
+    c.position.scale.assign(e.position().scale().begin(), e.position().scale().end());
+    c.positional_max = {e.positional_max_center(), e.positional_max_scale()};
+  }
   c.target_fpr = e.target_fpr();
   c.image_threshold = e.image_threshold();
   c.pixel_quantile = e.pixel_quantile();
@@ -429,9 +463,20 @@ v1::CalibrationEntry FromCalibration(const core::Calibration& c, int steps,
   e.set_diff_scale(c.diff.scale);
   e.set_sq_norm_center(c.sq_norm.center);
   e.set_sq_norm_scale(c.sq_norm.scale);
-  e.set_score_rule(c.rule == core::ScoreRule::kMaxNorm ? v1::MAX_NORM : v1::DIFF_SQ_NORM);
+  e.set_score_rule(c.rule == core::ScoreRule::kMaxNorm             ? v1::MAX_NORM
+                   : c.rule == core::ScoreRule::kPositionalMaxNorm ? v1::POSITIONAL_MAX_NORM
+                                                                   : v1::DIFF_SQ_NORM);
   e.set_max_norm_center(c.max_norm.center);
   e.set_max_norm_scale(c.max_norm.scale);
+  if (!c.position.empty()) {
+    v1::PositionStatistics* p = e.mutable_position();
+    p->set_height(static_cast<int32_t>(c.position.height));
+    p->set_width(static_cast<int32_t>(c.position.width));
+    p->mutable_center()->Add(c.position.center.begin(), c.position.center.end());
+    p->mutable_scale()->Add(c.position.scale.begin(), c.position.scale.end());
+    e.set_positional_max_center(c.positional_max.center);
+    e.set_positional_max_scale(c.positional_max.scale);
+  }
   e.set_target_fpr(c.target_fpr);
   e.set_image_threshold(c.image_threshold);
   e.set_pixel_quantile(c.pixel_quantile);

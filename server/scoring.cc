@@ -181,7 +181,7 @@ absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const std::vec
   double best_score = 0;
   absl::Duration queue, compute;
   for (const Tile& t : tiles) {
-    const double score = core::CalibratedScore(cal, t.result.score);
+    const double score = core::CalibratedScore(cal, t.result.score, t.result.norm_map.data());
     if (best == nullptr || score > best_score) {
       best = &t;
       best_score = score;
@@ -198,6 +198,11 @@ absl::StatusOr<v1::ScoreResponse> BuildResponse(const Context& c, const std::vec
   if (cal.max_norm.scale > 0)
     out.set_max_norm_term((r.score.max_norm - cal.max_norm.center) / cal.max_norm.scale);
   out.set_score_rule(core::ScoreRuleName(cal.rule));
+  if (!cal.position.empty() && cal.positional_max.scale > 0) {
+    const double p = core::PositionalMax(cal.position, r.norm_map.data());
+    out.set_positional_max(p);
+    out.set_positional_max_term((p - cal.positional_max.center) / cal.positional_max.scale);
+  }
   out.set_score(best_score);
   const double threshold = c.request.has_threshold() ? c.request.threshold() : cal.image_threshold;
   out.set_threshold(threshold);

@@ -6,6 +6,7 @@
 // for a new line condition needs no training.
 #pragma once
 
+#include <map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -23,8 +24,13 @@ struct StepsCalibration {
 
 // `images` [N, ch, H, W] are normal validation images, preprocessed; N >= 2. Maps are upsampled to
 // H×W before the pixel threshold is taken. Batches of `batch_size` images go through the model.
+// Position statistics (ScoreRule::kPositionalMaxNorm) per K: fitted on `reference` [M, ch, H, W]
+// when it is not empty (normal images other than `images`: the training images, M >= 2), else
+// taken from `positions` (K → statistics: a source bundle's); with neither a K calibrates without
+// them, which fails under kPositionalMaxNorm. options.position is ignored.
 absl::StatusOr<std::vector<StepsCalibration>> CalibratePipeline(
     Pipeline& pipeline, const Tensor& images, absl::Span<const int> steps,
-    const CalibrationOptions& options = {}, int batch_size = 16);
+    const CalibrationOptions& options = {}, int batch_size = 16, const Tensor& reference = {},
+    const std::map<int, PositionStats>& positions = {});
 
 }  // namespace invad::core

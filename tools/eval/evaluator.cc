@@ -51,6 +51,7 @@ struct Scored {
   // Inversion mode: the raw components behind `score` (NaN in the other modes).
   double sq_norm = NAN;
   double diff = NAN;
+  double positional_max = NAN;  // NaN also when the calibration has no position statistics
 };
 
 bool InBucket(const Scored& s, const std::string& bucket) {
@@ -372,9 +373,12 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
         auto cal = bundle::FindCalibration(config, k, s.item.category);
         if (!cal.ok()) cal = bundle::FindCalibration(config, k, "");
         if (!cal.ok()) return cal.status();
-        s.score = core::CalibratedScore(*cal, latent_scores[i]);
+        const float* latent_map = maps.sample(static_cast<int64_t>(i));
+        s.score = core::CalibratedScore(*cal, latent_scores[i], latent_map);
         s.sq_norm = latent_scores[i].sq_norm;
         s.diff = latent_scores[i].diff;
+        if (!cal->position.empty())
+          s.positional_max = core::PositionalMax(cal->position, latent_map);
         s.image_threshold = cal->image_threshold;
         s.pixel_threshold = cal->pixel_threshold;
       } else {
@@ -472,13 +476,13 @@ absl::StatusOr<EvalReport> RunEvaluation(const EvalOptions& o) {
   r.predictions_path = (fs::path(o.out) / "predictions.csv").string();
   {
     std::ofstream csv(r.predictions_path);
-    csv << "path,category,defect,difficulty,label,score,sq_norm,diff,map_max\n";
+    csv << "path,category,defect,difficulty,label,score,sq_norm,diff,map_max,positional_max\n";
     for (const Scored& s : scored) {
       const float map_max = s.map.empty() ? NAN : *std::max_element(s.map.begin(), s.map.end());
-      csv << absl::StrFormat("%s,%s,%s,%s,%d,%.9g,%.9g,%.9g,%.9g\n", CsvField(s.item.path),
+      csv << absl::StrFormat("%s,%s,%s,%s,%d,%.9g,%.9g,%.9g,%.9g,%.9g\n", CsvField(s.item.path),
                              CsvField(s.item.category), CsvField(s.item.defect),
                              CsvField(s.item.difficulty), s.item.anomalous ? 1 : 0, s.score,
-                             s.sq_norm, s.diff, map_max);
+                             s.sq_norm, s.diff, map_max, s.positional_max);
     }
     if (!csv) return absl::InternalError(absl::StrCat("cannot write ", r.predictions_path));
   }

@@ -99,8 +99,14 @@ ABSL_FLAG(std::vector<std::string>, allowed_steps,
 ABSL_FLAG(int, default_steps, kDefaults.default_steps, "K when a request names none.");
 ABSL_FLAG(double, target_fpr, kDefaults.target_fpr, "Normal false-positive rate of the threshold.");
 ABSL_FLAG(std::string, score_rule, kDefaults.score_rule,
-          "Calibrated image score: max_norm (the peak of the latent norm map, robust z against the "
-          "held-out normal images) or diff_sq_norm (the reference's Diff + ||z_T||^2 terms).");
+          "Calibrated image score: positional_max_norm (the peak of the latent norm map after "
+          "standardising each location by the training images' maps, robust z against the "
+          "held-out normal images), max_norm (the raw map's peak, robust z) or diff_sq_norm (the "
+          "reference's Diff + ||z_T||^2 terms).");
+ABSL_FLAG(std::vector<std::string>, position_data, {},
+          "With --calibrate_only: normal image folders (as --data) to fit positional_max_norm's "
+          "per-location statistics on, e.g. the model's training images; default: keep the "
+          "model's own.");
 ABSL_FLAG(double, pixel_quantile, kDefaults.pixel_quantile,
           "Quantile of held-out map values used as the pixel threshold.");
 ABSL_FLAG(bool, resume, false, "Continue the run checkpointed in MODEL_DIR/.checkpoint.");
@@ -179,6 +185,7 @@ int main(int argc, char** argv) {
   o.target_fpr = absl::GetFlag(FLAGS_target_fpr);
   o.pixel_quantile = absl::GetFlag(FLAGS_pixel_quantile);
   o.score_rule = absl::GetFlag(FLAGS_score_rule);
+  o.position_data = absl::GetFlag(FLAGS_position_data);
   o.resume = absl::GetFlag(FLAGS_resume);
   o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
   o.stop_after_steps = absl::GetFlag(FLAGS_stop_after_steps);

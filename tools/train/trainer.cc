@@ -58,6 +58,8 @@ absl::Status Validate(const TrainOptions& o) {
   if (o.data.empty()) return bad("--data is required (repeatable)");
   if (o.out.empty() && !o.calibrate_only) return bad("--out (a model folder) is required");
   if (o.calibrate_only && o.model.empty()) return bad("--calibrate_only needs --model");
+  if (!o.position_data.empty() && !o.calibrate_only)
+    return bad("--position_data is for --calibrate_only (training uses its training images)");
   if (o.image_size < 16 || o.image_size > 4096) return bad("--image_size must be in [16, 4096]");
   if (o.channels != "rgb" && o.channels != "gray") return bad("--channels must be rgb or gray");
   static const std::set<std::string> kEncoders{"conv_ae", "conv_random", "filter_bank",
@@ -334,10 +336,27 @@ absl::StatusOr<core::DenoiserTrainState> ReadState(const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Calibration
 
-// Calibrates every allowed K on `images`, pooled (category "") and per category; appends the
-// entries to `config`.
+// The images of group `g` ("" = all) in `images` [N, ...], with their indices.
+Tensor GroupImages(const Tensor& images, const std::vector<Item>& items, const std::string& g,
+                   std::vector<int64_t>* idx) {
+  idx->clear();
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (g.empty() || items[i].category == g) idx->push_back(static_cast<int64_t>(i));
+  }
+  Tensor sub({static_cast<int64_t>(idx->size()), images.dim(1), images.dim(2), images.dim(3)});
+  for (size_t j = 0; j < idx->size(); ++j) {
+    std::copy_n(images.sample((*idx)[j]), images.sample_numel(), sub.sample(j));
+  }
+  return sub;
+}
+
+// Calibrates every allowed K on `images`, pooled (category "") and per category; replaces the
+// entries of `config`. Position statistics per group: fitted on that group's `reference` images
+// (normal images other than `images`: the training images, or --position_data) when it has at
+// least 2, else the ones `config` already holds for that group and K (a source bundle's).
 absl::Status CalibrateInto(core::Pipeline& pipeline, const Tensor& images,
-                           const std::vector<Item>& items, const TrainOptions& o,
+                           const std::vector<Item>& items, const Tensor& reference,
+                           const std::vector<Item>& reference_items, const TrainOptions& o,
                            v1::ModelConfig* config) {
   const std::vector<int> steps(config->diffusion().allowed_steps().begin(),
                                config->diffusion().allowed_steps().end());
@@ -347,29 +366,40 @@ absl::Status CalibrateInto(core::Pipeline& pipeline, const Tensor& images,
   INVAD_ASSIGN_OR_RETURN(co.rule, core::ParseScoreRule(o.score_rule));
   std::vector<std::string> groups{""};
   for (const std::string& c : Categories(items)) groups.push_back(c);
+  std::map<std::string, std::map<int, core::PositionStats>> source;
+  for (const v1::CalibrationEntry& e : config->calibration()) {
+    if (e.has_position()) source[e.category()][e.steps()] = bundle::ToCalibration(e).position;
+  }
   config->clear_calibration();
   for (const std::string& g : groups) {
-    std::vector<int64_t> idx;
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (g.empty() || items[i].category == g) idx.push_back(static_cast<int64_t>(i));
-    }
+    std::vector<int64_t> idx, ref_idx;
+    const Tensor sub = GroupImages(images, items, g, &idx);
     if (idx.size() < 2) {
       return absl::FailedPreconditionError(
           absl::StrCat("calibration of '", g, "': ", idx.size(), " image(s); need at least 2"));
     }
-    Tensor sub({static_cast<int64_t>(idx.size()), images.dim(1), images.dim(2), images.dim(3)});
-    for (size_t j = 0; j < idx.size(); ++j) {
-      std::copy_n(images.sample(idx[j]), images.sample_numel(), sub.sample(j));
+    Tensor ref;
+    if (!reference.empty()) {
+      ref = GroupImages(reference, reference_items, g, &ref_idx);
+      if (ref_idx.size() < 2) ref = Tensor();
+    }
+    if (ref.empty() && !source.count(g) && co.rule == core::ScoreRule::kPositionalMaxNorm) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "score rule positional_max_norm: no position statistics for '", g,
+          "' (the model has none; give normal images for them with --position_data, e.g. its "
+          "training images, or choose --score_rule max_norm)"));
     }
     const auto t0 = Clock::now();
     INVAD_ASSIGN_OR_RETURN(std::vector<core::StepsCalibration> cals,
-                           core::CalibratePipeline(pipeline, sub, steps, co));
+                           core::CalibratePipeline(pipeline, sub, steps, co, 16, ref, source[g]));
     for (const core::StepsCalibration& c : cals) {
       *config->add_calibration() = bundle::FromCalibration(c.calibration, c.steps, g);
     }
-    Log(o, absl::StrFormat("calibrated %s on %d normal images, K = %s (%.1f s)",
-                           g.empty() ? "all categories" : "'" + g + "'", idx.size(),
-                           absl::StrJoin(steps, ","), Since(t0)));
+    Log(o,
+        absl::StrFormat("calibrated %s on %d normal images%s, K = %s (%.1f s)",
+                        g.empty() ? "all categories" : "'" + g + "'", idx.size(),
+                        ref.empty() ? "" : absl::StrFormat(" (positions: %d more)", ref_idx.size()),
+                        absl::StrJoin(steps, ","), Since(t0)));
     if (idx.size() < std::ceil(1.0 / o.target_fpr)) {
       std::fprintf(stderr,
                    "note: %zu held-out images resolve a false-positive rate of 1/%zu = %.3g; a "
@@ -402,9 +432,9 @@ absl::StatusOr<std::unique_ptr<core::Pipeline>> StagePipeline(
   return bundle::BuildPipeline(config, staging, device);
 }
 
-absl::StatusOr<std::vector<Item>> FindAll(const TrainOptions& o) {
+absl::StatusOr<std::vector<Item>> FindAll(const std::vector<std::string>& folders) {
   std::vector<Item> all;
-  for (const std::string& d : o.data) {
+  for (const std::string& d : folders) {
     INVAD_ASSIGN_OR_RETURN(std::vector<TrainImage> imgs, FindTrainImages(d));
     for (TrainImage& t : imgs) all.push_back({std::move(t.path), std::move(t.category)});
   }
@@ -414,14 +444,21 @@ absl::StatusOr<std::vector<Item>> FindAll(const TrainOptions& o) {
 absl::StatusOr<TrainReport> CalibrateOnly(const TrainOptions& o) {
   const auto t0 = Clock::now();
   INVAD_ASSIGN_OR_RETURN(bundle::LoadedModel m, bundle::LoadModel(o.model, o.device));
-  INVAD_ASSIGN_OR_RETURN(std::vector<Item> all, FindAll(o));
-  std::vector<Item> kept;
+  INVAD_ASSIGN_OR_RETURN(std::vector<Item> all, FindAll(o.data));
+  INVAD_ASSIGN_OR_RETURN(std::vector<Item> ref_all, FindAll(o.position_data));
+  std::vector<Item> kept, ref_kept;
   TrainReport report;
   const Tensor images = LoadImages(all, m.input, o, "calibration", &kept, &report.skipped_files);
   if (kept.size() < 2)
     return absl::FailedPreconditionError("fewer than 2 readable calibration images");
+  Tensor reference;
+  if (!ref_all.empty()) {
+    reference = LoadImages(ref_all, m.input, o, "position", &ref_kept, &report.skipped_files);
+    if (ref_kept.size() < 2)
+      return absl::FailedPreconditionError("fewer than 2 readable --position_data images");
+  }
   v1::ModelConfig config = m.bundle.config;
-  INVAD_RETURN_IF_ERROR(CalibrateInto(*m.pipeline, images, kept, o, &config));
+  INVAD_RETURN_IF_ERROR(CalibrateInto(*m.pipeline, images, kept, reference, ref_kept, o, &config));
   for (const std::string& c : Categories(kept)) {
     if (std::find(config.categories().begin(), config.categories().end(), c) ==
         config.categories().end())
@@ -429,6 +466,8 @@ absl::StatusOr<TrainReport> CalibrateOnly(const TrainOptions& o) {
   }
   (*config.mutable_metadata())["recalibrated_from_version"] = absl::StrCat(m.bundle.version);
   (*config.mutable_metadata())["recalibration_data"] = absl::StrJoin(o.data, " ");
+  if (!o.position_data.empty())
+    (*config.mutable_metadata())["position_data"] = absl::StrJoin(o.position_data, " ");
   (*config.mutable_metadata())["recalibrated_at"] = Today();
   std::vector<bundle::BundleFile> files;
   for (const v1::FileEntry& f : m.bundle.config.files()) {
@@ -454,7 +493,7 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
   TrainReport report;
 
   // 1. Data.
-  INVAD_ASSIGN_OR_RETURN(std::vector<Item> all, FindAll(o));
+  INVAD_ASSIGN_OR_RETURN(std::vector<Item> all, FindAll(o.data));
   std::vector<Item> train_items, val_items;
   INVAD_RETURN_IF_ERROR(SplitHoldOut(all, o, &train_items, &val_items));
   v1::InputSpec input = MakeInputSpec(o);
@@ -853,10 +892,12 @@ absl::StatusOr<TrainReport> RunTraining(const TrainOptions& o) {
   md["train_seconds"] = absl::StrFormat("%.1f", report.train_seconds);
   md["threads"] = absl::StrCat(core::TorchIntraOpThreads());
 
-  // 4. Calibration on the held-out images, through the pipeline as a bundle describes it.
+  // 4. Calibration on the held-out images, through the pipeline as a bundle describes it; the
+  //    position statistics from the training images.
   const std::string staging = (fs::path(o.out) / absl::StrCat(".staging-", getpid())).string();
   auto pipeline = StagePipeline(staging, config, files, o.device);
-  absl::Status cal = pipeline.ok() ? CalibrateInto(**pipeline, val_images, val_kept, o, &config)
+  absl::Status cal = pipeline.ok() ? CalibrateInto(**pipeline, val_images, val_kept, train_images,
+                                                   train_kept, o, &config)
                                    : pipeline.status();
   std::error_code ec;
   fs::remove_all(staging, ec);

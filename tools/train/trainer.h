@@ -101,9 +101,13 @@ struct TrainOptions {
   int default_steps = 3;
   double target_fpr = 0.01;
   double pixel_quantile = 0.999;
-  // The calibrated image score (core::ScoreRule): max_norm (the latent norm map's peak) or
-  // diff_sq_norm (the reference's Diff and ‖z_T‖² terms). Also for --calibrate_only.
-  std::string score_rule = "max_norm";
+  // The calibrated image score (core::ScoreRule): positional_max_norm (the latent norm map's peak
+  // after standardising each location by the training images' maps), max_norm (the raw map's
+  // peak) or diff_sq_norm (the reference's Diff and ‖z_T‖² terms). Also for --calibrate_only.
+  std::string score_rule = "positional_max_norm";
+  // --calibrate_only: normal images the position statistics are fitted on (e.g. the model's
+  // training images); empty = keep the source bundle's.
+  std::vector<std::string> position_data;
 
   // Checkpoints.
   bool resume = false;

@@ -98,8 +98,10 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
   p.seed = 7;
   EXPECT_THAT(RunTraining(p), StatusIs(absl::StatusCode::kFailedPrecondition, "other data"));
 
-  // Re-calibration on other normal images, under the other score rule: a new version, same
-  // weights, new statistics, the rule asked for (training calibrated under the default, max_norm).
+  // Re-calibration on other normal images, under another score rule: a new version, same
+  // weights, new statistics, the rule asked for (training calibrated under the default,
+  // positional_max_norm, with position statistics from its training images, which the new
+  // version keeps unless --position_data gives other images).
   TrainOptions c;
   c.calibrate_only = true;
   c.model = o.out;
@@ -108,8 +110,8 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
   c.progress = false;
   c.threads = 1;
   c.score_rule = "peak";
-  EXPECT_THAT(RunTraining(c),
-              StatusIs(absl::StatusCode::kInvalidArgument, "expected max_norm or diff_sq_norm"));
+  EXPECT_THAT(RunTraining(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       "expected positional_max_norm, max_norm or diff_sq_norm"));
   c.score_rule = "diff_sq_norm";
   auto r = RunTraining(c);
   ASSERT_OK(r);
@@ -126,13 +128,36 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
   EXPECT_EQ(k3->num_images, 2);
   EXPECT_NE(k3->sq_norm.center, bundle::FindCalibration(v1->config, 3)->sq_norm.center);
   EXPECT_EQ(k3->rule, core::ScoreRule::kDiffSqNorm);
+  const int64_t h = v1->config.latent().height(), w = v1->config.latent().width();
   for (int k : o.allowed_steps) {
     auto trained = bundle::FindCalibration(v1->config, k);
     ASSERT_OK(trained);
-    EXPECT_EQ(trained->rule, core::ScoreRule::kMaxNorm);
+    EXPECT_EQ(trained->rule, core::ScoreRule::kPositionalMaxNorm);
     EXPECT_GT(trained->max_norm.scale, 0);
     EXPECT_GT(trained->max_norm.center, 0);
+    EXPECT_EQ(trained->position.height, h);
+    EXPECT_EQ(trained->position.width, w);
+    ASSERT_EQ(trained->position.center.size(), static_cast<size_t>(h * w));
+    EXPECT_GT(trained->positional_max.scale, 0);
+    EXPECT_EQ(bundle::FindCalibration(v2->config, k)->position.center, trained->position.center);
   }
+  // --position_data: the positions are fitted on those images instead (here the same held-out
+  // images as the calibration, for the test's sake), under positional_max_norm.
+  c.score_rule = "positional_max_norm";
+  c.position_data = {(data / "test" / "good").string()};
+  auto r3 = RunTraining(c);
+  ASSERT_OK(r3);
+  auto v3 = bundle::ReadBundle(r3->version_dir);
+  ASSERT_OK(v3);
+  auto k3_v3 = bundle::FindCalibration(v3->config, 3);
+  ASSERT_OK(k3_v3);
+  EXPECT_EQ(k3_v3->rule, core::ScoreRule::kPositionalMaxNorm);
+  EXPECT_NE(k3_v3->position.center, bundle::FindCalibration(v1->config, 3)->position.center);
+  EXPECT_EQ(v3->config.metadata().at("position_data"), (data / "test" / "good").string());
+  // Only re-calibration takes other images for the positions.
+  TrainOptions t = o;
+  t.position_data = c.position_data;
+  EXPECT_THAT(RunTraining(t), StatusIs(absl::StatusCode::kInvalidArgument, "--position_data"));
 }
 
 // Trains a 64-px model for 2 steps on `data` with `set` applied to the options, reads its bundle
@@ -311,7 +336,9 @@ TEST(TrainToolTest, ResidualOnlyFollowsAFineLatticeOrThePixelStandardisedChannel
     EXPECT_EQ(b->config.latent().channels(), c.channels) << c.data << " " << c.latent;
     const auto& meta = b->config.metadata();
     EXPECT_EQ(meta.contains("residual_only"), c.flag == "auto");
-    if (c.flag == "auto") EXPECT_EQ(meta.at("residual_only"), c.on ? "on" : "off");
+    if (c.flag == "auto") {
+      EXPECT_EQ(meta.at("residual_only"), c.on ? "on" : "off");
+    }
     if (c.flag == "auto" && fb.lattice()) {
       const double period = std::stod(meta.at("lattice_period"));
       EXPECT_GE(period, 10.5);

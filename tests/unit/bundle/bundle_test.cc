@@ -182,6 +182,37 @@ INSTANTIATE_TEST_SUITE_P(
         FieldCase{"calibration[0].score_rule",
                   [](v1::ModelConfig& c) {
                     c.mutable_calibration(0)->set_score_rule(static_cast<v1::ScoreRule>(7));
+                  }},
+        // positional_max_norm without its statistics; statistics of another grid, of the wrong
+        // count, or with a zero scale.
+        FieldCase{"calibration[0].position",
+                  [](v1::ModelConfig& c) {
+                    c.mutable_calibration(0)->set_score_rule(v1::POSITIONAL_MAX_NORM);
+                    c.mutable_calibration(0)->set_positional_max_scale(1);
+                  }},
+        FieldCase{"calibration[0].position",
+                  [](v1::ModelConfig& c) {
+                    auto* p = c.mutable_calibration(0)->mutable_position();
+                    p->set_height(c.latent().height() + 1);
+                    p->set_width(c.latent().width());
+                  }},
+        FieldCase{"calibration[0].position",
+                  [](v1::ModelConfig& c) {
+                    auto* p = c.mutable_calibration(0)->mutable_position();
+                    p->set_height(c.latent().height());
+                    p->set_width(c.latent().width());
+                    p->add_center(1);
+                    p->add_scale(1);
+                  }},
+        FieldCase{"calibration[0].position",
+                  [](v1::ModelConfig& c) {
+                    auto* p = c.mutable_calibration(0)->mutable_position();
+                    p->set_height(c.latent().height());
+                    p->set_width(c.latent().width());
+                    for (int i = 0; i < c.latent().height() * c.latent().width(); ++i) {
+                      p->add_center(1);
+                      p->add_scale(i == 0 ? 0 : 1);
+                    }
                   }}),
     [](const auto& info) {
       std::string n = info.param.field;
@@ -237,7 +268,21 @@ TEST(CalibrationEntryTest, ScoreRuleAndItsStatisticsRoundTripAndAnOldEntryMeansD
   s.diff = 3;
   s.sq_norm = 7;
   s.max_norm = 100;
-  EXPECT_DOUBLE_EQ(core::CalibratedScore(read, s), 1.0 + 1.0);
+  EXPECT_DOUBLE_EQ(core::CalibratedScore(read, s, nullptr), 1.0 + 1.0);
+  // positional_max_norm and its statistics.
+  cal.rule = core::ScoreRule::kPositionalMaxNorm;
+  cal.position = {.height = 1, .width = 2, .center = {1, 2}, .scale = {0.5f, 0.25f}};
+  cal.positional_max = {7, 8};
+  const core::Calibration pos = ToCalibration(FromCalibration(cal, 3, ""));
+  EXPECT_EQ(pos.rule, core::ScoreRule::kPositionalMaxNorm);
+  EXPECT_EQ(pos.position.height, 1);
+  EXPECT_EQ(pos.position.width, 2);
+  EXPECT_EQ(pos.position.center, cal.position.center);
+  EXPECT_EQ(pos.position.scale, cal.position.scale);
+  EXPECT_DOUBLE_EQ(pos.positional_max.center, 7);
+  EXPECT_DOUBLE_EQ(pos.positional_max.scale, 8);
+  const std::vector<float> map{2, 2};  // max((2 − 1)/0.5, (2 − 2)/0.25) = 2
+  EXPECT_DOUBLE_EQ(core::CalibratedScore(pos, s, map.data()), (2.0 - 7) / 8);
 }
 
 TEST(SafetensorsTest, RoundTripsEveryDtype) {

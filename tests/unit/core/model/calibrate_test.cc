@@ -62,7 +62,7 @@ TEST(CalibratePipelineTest, EveryStepCountCalibratedIndependentOfBatching) {
     ASSERT_OK(p->Invert(sc.steps, z));
     int above = 0;
     for (const LatentScore& s : ScoreLatents(z, nullptr))
-      above += CalibratedScore(sc.calibration, s) > sc.calibration.image_threshold;
+      above += CalibratedScore(sc.calibration, s, nullptr) > sc.calibration.image_threshold;
     EXPECT_LE(above, 2) << "steps=" << sc.steps;
   }
 }

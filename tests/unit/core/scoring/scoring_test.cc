@@ -119,7 +119,7 @@ TEST(CalibrationTest, ScoreIsSumOfRobustZScores) {
   LatentScore s;
   s.diff = 3.0;
   s.sq_norm = 130.0;
-  EXPECT_DOUBLE_EQ(CalibratedScore(cal, s), 2.0 + 3.0);
+  EXPECT_DOUBLE_EQ(CalibratedScore(cal, s, nullptr), 2.0 + 3.0);
 }
 
 TEST(CalibrationTest, MaxNormRuleScoresTheMapPeakAlone) {
@@ -132,9 +132,9 @@ TEST(CalibrationTest, MaxNormRuleScoresTheMapPeakAlone) {
   s.diff = 3.0;
   s.sq_norm = 130.0;
   s.max_norm = 5.0;
-  EXPECT_DOUBLE_EQ(CalibratedScore(cal, s), 4.0);  // (5 − 4)/0.25; Diff and ‖z_T‖² ignored
+  EXPECT_DOUBLE_EQ(CalibratedScore(cal, s, nullptr), 4.0);  // (5 − 4)/0.25; Diff and ‖z_T‖² ignored
   s.sq_norm = 1e9;
-  EXPECT_DOUBLE_EQ(CalibratedScore(cal, s), 4.0);
+  EXPECT_DOUBLE_EQ(CalibratedScore(cal, s, nullptr), 4.0);
 }
 
 // Calibrate fits all three statistics whatever the rule, and the threshold follows the rule: a
@@ -146,8 +146,8 @@ TEST(CalibrationTest, CalibrateFitsEveryTermAndThresholdsTheChosenRule) {
     normal[i].sq_norm = 1000.0 + i;
     normal[i].max_norm = 10.0 + 0.1 * ((i * 37) % 100);  // 10.0 … 19.9, median 14.95
   }
-  auto by_max = Calibrate(normal, {1.0}, {.rule = ScoreRule::kMaxNorm, .target_fpr = 0.05});
-  auto by_sum = Calibrate(normal, {1.0}, {.rule = ScoreRule::kDiffSqNorm, .target_fpr = 0.05});
+  auto by_max = Calibrate(normal, {}, {1.0}, {.rule = ScoreRule::kMaxNorm, .target_fpr = 0.05});
+  auto by_sum = Calibrate(normal, {}, {1.0}, {.rule = ScoreRule::kDiffSqNorm, .target_fpr = 0.05});
   ASSERT_OK(by_max);
   ASSERT_OK(by_sum);
   EXPECT_EQ(by_max->rule, ScoreRule::kMaxNorm);
@@ -162,19 +162,19 @@ TEST(CalibrationTest, CalibrateFitsEveryTermAndThresholdsTheChosenRule) {
   EXPECT_NEAR(by_max->image_threshold, (19.405 - 14.95) / (1.4826 * 2.5), 1e-9);
   int above = 0;
   for (const LatentScore& s : normal)
-    above += CalibratedScore(*by_max, s) > by_max->image_threshold;
+    above += CalibratedScore(*by_max, s, nullptr) > by_max->image_threshold;
   EXPECT_EQ(above, 5);
   EXPECT_NE(by_max->image_threshold, by_sum->image_threshold);
 }
 
 TEST(CalibrationTest, ScoreRuleNamesRoundTripAndUnknownOnesAreRejected) {
-  for (ScoreRule r : {ScoreRule::kMaxNorm, ScoreRule::kDiffSqNorm}) {
+  for (ScoreRule r : {ScoreRule::kMaxNorm, ScoreRule::kDiffSqNorm, ScoreRule::kPositionalMaxNorm}) {
     auto parsed = ParseScoreRule(ScoreRuleName(r));
     ASSERT_OK(parsed);
     EXPECT_EQ(*parsed, r);
   }
-  EXPECT_THAT(ParseScoreRule("map_max"),
-              StatusIs(absl::StatusCode::kInvalidArgument, "max_norm or diff_sq_norm"));
+  EXPECT_THAT(ParseScoreRule("map_max"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                  "positional_max_norm, max_norm or diff_sq_norm"));
   // What a calibration means when nothing says otherwise (a manifest from before the rule).
   EXPECT_EQ(Calibration().rule, ScoreRule::kDiffSqNorm);
   EXPECT_EQ(CalibrationOptions().rule, ScoreRule::kMaxNorm);
@@ -188,13 +188,15 @@ TEST(CalibrationTest, ThresholdHitsTargetFalsePositiveRate) {
   }
   std::vector<double> pixels;
   for (int i = 0; i < 1000; ++i) pixels.push_back(i);
-  auto cal = Calibrate(
-      normal, pixels, {.rule = ScoreRule::kDiffSqNorm, .target_fpr = 0.05, .pixel_quantile = 0.99});
+  auto cal =
+      Calibrate(normal, {}, pixels,
+                {.rule = ScoreRule::kDiffSqNorm, .target_fpr = 0.05, .pixel_quantile = 0.99});
   ASSERT_OK(cal);
   EXPECT_EQ(cal->num_images, 200);
   EXPECT_DOUBLE_EQ(cal->fpr_resolution(), 1.0 / 200);
   int above = 0;
-  for (const LatentScore& s : normal) above += CalibratedScore(*cal, s) > cal->image_threshold;
+  for (const LatentScore& s : normal)
+    above += CalibratedScore(*cal, s, nullptr) > cal->image_threshold;
   EXPECT_LE(above, 10);  // ≤ 5 % of 200
   EXPECT_GE(above, 8);
   EXPECT_NEAR(cal->pixel_threshold, 989.01, 1e-9);
@@ -202,11 +204,96 @@ TEST(CalibrationTest, ThresholdHitsTargetFalsePositiveRate) {
 
 TEST(CalibrationTest, RejectsDegenerateInput) {
   std::vector<LatentScore> one(1);
-  EXPECT_THAT(Calibrate(one, {1.0}), StatusIs(absl::StatusCode::kInvalidArgument, "at least 2"));
+  EXPECT_THAT(Calibrate(one, {}, {1.0}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "at least 2"));
   std::vector<LatentScore> two(2);
-  EXPECT_THAT(Calibrate(two, {}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(Calibrate(two, {1.0}, {.target_fpr = 0.0}),
+  EXPECT_THAT(Calibrate(two, {}, {}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Calibrate(two, {}, {1.0}, {.target_fpr = 0.0}),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  // positional_max_norm without position statistics, or with maps of another size.
+  EXPECT_THAT(Calibrate(two, {}, {1.0}, {.rule = ScoreRule::kPositionalMaxNorm}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "position statistics"));
+  CalibrationOptions o;
+  o.position = {.height = 1, .width = 2, .center = {0, 0}, .scale = {1, 1}};
+  EXPECT_THAT(Calibrate(two, std::vector<float>{1, 2, 3}, {1.0}, o),
+              StatusIs(absl::StatusCode::kInvalidArgument, "do not match"));
+}
+
+// Hand-computed: maps of 1×2 locations, {1, 10}, {3, 10}, {2, 13}, {2, 11}. Location 0: mean 2,
+// variance (1+1+0+0)/3 = 2/3; location 1: mean 11, variance (1+1+4+0)/3 = 2. Pooled: the mean of
+// the two variances, 4/3.
+TEST(PositionStatsTest, MeanAndScaleShrunkTowardThePooledVariance) {
+  const std::vector<float> maps{1, 10, 3, 10, 2, 13, 2, 11};
+  auto p = FitPositionStats(maps, 4, 1, 2);
+  ASSERT_OK(p);
+  EXPECT_EQ(p->height, 1);
+  EXPECT_EQ(p->width, 2);
+  EXPECT_FLOAT_EQ(p->center[0], 2.0f);
+  EXPECT_FLOAT_EQ(p->center[1], 11.0f);
+  const double pooled = 4.0 / 3.0;
+  EXPECT_NEAR(p->scale[0], std::sqrt(0.5 * 2.0 / 3.0 + 0.5 * pooled), 1e-5);
+  EXPECT_NEAR(p->scale[1], std::sqrt(0.5 * 2.0 + 0.5 * pooled), 1e-5);
+  // A location that is always high is not an anomaly there: the raw peak is at location 1, the
+  // standardised one at location 0.
+  const std::vector<float> image{6, 12};
+  EXPECT_NEAR(PositionalMax(*p, image.data()), (6.0 - 2.0) / p->scale[0], 1e-6);
+  EXPECT_THAT(FitPositionStats(maps, 1, 1, 2), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(FitPositionStats(maps, 4, 2, 2),
+              StatusIs(absl::StatusCode::kInvalidArgument, "map values"));
+  const std::vector<float> bad{1, NAN, 2, 3};
+  EXPECT_THAT(FitPositionStats(bad, 2, 1, 2),
+              StatusIs(absl::StatusCode::kInvalidArgument, "not finite"));
+  // Constant maps: the scale is floored, never zero.
+  const std::vector<float> flat{5, 5, 5, 5};
+  auto f = FitPositionStats(flat, 2, 1, 2);
+  ASSERT_OK(f);
+  EXPECT_GT(f->scale[0], 0.0f);
+}
+
+// Under kPositionalMaxNorm the image score follows the standardised peak: an image whose raw peak
+// sits where normal maps are always high scores below one with a smaller peak elsewhere, which
+// kMaxNorm ranks the other way round; the threshold lets target_fpr of the validation set through.
+TEST(CalibrationTest, PositionalRuleRanksByTheStandardisedPeak) {
+  // 2 locations: location 1 is normally ~10 (spread 0.7), location 0 ~1 (spread 0.2).
+  std::vector<float> reference;
+  for (int i = 0; i < 100; ++i) {
+    reference.push_back(1.0f + 0.3f * std::sin(1.3f * static_cast<float>(i)));
+    reference.push_back(10.0f + std::cos(0.7f * static_cast<float>(i) + 0.4f));
+  }
+  auto pos = FitPositionStats(reference, 100, 1, 2);
+  ASSERT_OK(pos);
+  std::vector<LatentScore> normal(100);
+  std::vector<float> maps;
+  for (int i = 0; i < 100; ++i) {
+    maps.push_back(reference[2 * ((i * 13) % 100)]);
+    maps.push_back(reference[2 * ((i * 13) % 100) + 1]);
+    normal[i].max_norm = std::max(maps[2 * i], maps[2 * i + 1]);
+  }
+  CalibrationOptions o;
+  o.rule = ScoreRule::kPositionalMaxNorm;
+  o.target_fpr = 0.05;
+  o.position = *pos;
+  auto cal = Calibrate(normal, maps, {1.0}, o);
+  ASSERT_OK(cal);
+  EXPECT_EQ(cal->rule, ScoreRule::kPositionalMaxNorm);
+  EXPECT_GT(cal->positional_max.scale, 0.0);
+  EXPECT_EQ(cal->position.center, pos->center);
+  int above = 0;
+  for (int i = 0; i < 100; ++i)
+    above += CalibratedScore(*cal, normal[i], maps.data() + 2 * i) > cal->image_threshold;
+  EXPECT_LE(above, 5);
+  EXPECT_GE(above, 3);
+  // Raw peak 12 at the always-high location vs 3 at the quiet one.
+  const std::vector<float> rim{1.0f, 12.0f}, spot{3.0f, 10.0f};
+  LatentScore a, b;
+  a.max_norm = 12.0;
+  b.max_norm = 10.0;
+  EXPECT_GT(CalibratedScore(*cal, b, spot.data()), CalibratedScore(*cal, a, rim.data()));
+  Calibration by_max = *cal;
+  by_max.rule = ScoreRule::kMaxNorm;
+  EXPECT_LT(CalibratedScore(by_max, b, spot.data()), CalibratedScore(by_max, a, rim.data()));
+  // Without the map there is no positional score.
+  EXPECT_TRUE(std::isnan(CalibratedScore(*cal, a, nullptr)));
 }
 
 }  // namespace
