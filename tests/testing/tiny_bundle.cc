@@ -59,6 +59,17 @@ v1::ModelConfig TinyManifest(const TinyBundleOptions& o) {
     cal.sq_norm = {100.0, 10.0};
     cal.max_norm = {1.0, 0.25};
     cal.rule = o.score_rule;
+    if (o.score_rule == core::ScoreRule::kPositionalMaxNorm) {
+      // Location i: normal mean 0.1·i, scale 0.5 + 0.05·i, so the standardised peak can sit
+      // elsewhere than the raw one.
+      const int hw = o.latent_size * o.latent_size;
+      cal.position.height = cal.position.width = o.latent_size;
+      for (int i = 0; i < hw; ++i) {
+        cal.position.center.push_back(0.1f * static_cast<float>(i));
+        cal.position.scale.push_back(0.5f + 0.05f * static_cast<float>(i));
+      }
+      cal.positional_max = {1.0, 0.25};
+    }
     cal.image_threshold = 3.0;
     cal.pixel_threshold = 2.0;
     cal.num_images = 20;

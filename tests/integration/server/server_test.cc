@@ -465,6 +465,30 @@ TEST_F(ServerTest, ScoreFollowsTheBundlesScoreRule) {
   }
 }
 
+// Under POSITIONAL_MAX_NORM the score is the position-standardised peak's term, computed from the
+// latent map the response carries and the bundle's per-location statistics (tiny_bundle.cc).
+TEST_F(ServerTest, PositionalScoreRuleStandardisesEachLocation) {
+  invad::testing::TinyBundleOptions o;
+  o.score_rule = core::ScoreRule::kPositionalMaxNorm;
+  ASSERT_OK(invad::testing::WriteTinyBundle((fs::path(repo_) / "tiny").string(), o).status());
+  StartServer();
+  v1::ScoreRequest req = Request();
+  req.set_map(v1::MAP_LATENT);
+  v1::ScoreResponse resp;
+  grpc::Status s = Score(req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.score_rule(), "positional_max_norm");
+  ASSERT_EQ(resp.map().values_size(), o.latent_size * o.latent_size);
+  double best = -1e300;
+  for (int i = 0; i < resp.map().values_size(); ++i)
+    best = std::max(best, (resp.map().values(i) - 0.1 * i) / (0.5 + 0.05 * i));
+  EXPECT_NEAR(resp.positional_max(), best, 1e-4);
+  EXPECT_NEAR(resp.score(), (best - 1.0) / 0.25, 1e-3);
+  EXPECT_NEAR(resp.score(), resp.positional_max_term(), 1e-9);
+  EXPECT_GT(std::fabs(resp.score() - resp.max_norm_term()), 1e-3);
+  EXPECT_EQ(resp.anomalous(), resp.score() > resp.threshold());
+}
+
 TEST_F(LoadedServerTest, ReloadingUnderLoadFailsNoInFlightRequest) {
   options_.repository.scheduler.max_queue_size = 1024;
   StartServer();
