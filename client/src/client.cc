@@ -117,6 +117,8 @@ ScoreResult FromResponse(const v1::ScoreResponse& p) {
   r.diff = p.diff();
   r.max_norm_term = p.max_norm_term();
   r.max_norm = p.max_norm();
+  r.positional_max_term = p.positional_max_term();
+  r.positional_max = p.positional_max();
   r.score_rule = p.score_rule();
   for (const v1::DefectRegion& d : p.regions()) {
     r.regions.push_back(

@@ -95,6 +95,21 @@ class ClientTest : public ::testing::Test {
   std::unique_ptr<server::Server> server_;
 };
 
+// Under positional_max_norm the result carries the standardised peak's term, which is the score.
+TEST_F(ClientTest, PositionalScoreTermsReachTheResult) {
+  bundle_.score_rule = core::ScoreRule::kPositionalMaxNorm;  // version 2, served as the latest
+  ASSERT_OK(invad::testing::WriteTinyBundle((dir_ / "repo" / "tiny").string(), bundle_).status());
+  StartServer();
+  auto client = Connect();
+  absl::StatusOr<ScoreResult> r = client->Score(Image::Encoded(Png(1)), Options());
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->version, 2);
+  EXPECT_EQ(r->score_rule, "positional_max_norm");
+  EXPECT_NE(r->positional_max, 0);
+  EXPECT_NEAR(r->score, r->positional_max_term, 1e-9);
+  EXPECT_NEAR(r->positional_max_term, (r->positional_max - 1.0) / 0.25, 1e-9);
+}
+
 TEST_F(ClientTest, ScoreReturnsPlainResultsWithIdsAndMap) {
   StartServer();
   auto client = Connect();
@@ -116,6 +131,9 @@ TEST_F(ClientTest, ScoreReturnsPlainResultsWithIdsAndMap) {
   EXPECT_NEAR(r->max_norm, *std::max_element(r->map.begin(), r->map.end()), 1e-5);
   EXPECT_EQ(r->batch_sizes.size(), 4u);
   EXPECT_GT(r->compute_time, absl::ZeroDuration());
+
+  EXPECT_EQ(r->positional_max, 0);  // the tiny bundle has no position statistics
+  EXPECT_EQ(r->positional_max_term, 0);
 
   // Raw pixels, and codes preserved.
   std::string pixels(32 * 32 * 3, '\x50');

@@ -107,7 +107,10 @@ struct ScoreResult {
   double threshold = 0;
   double sq_norm_term = 0, diff_term = 0, sq_norm = 0, diff = 0;
   double max_norm_term = 0, max_norm = 0;
-  std::string score_rule;  // "max_norm" (score = max_norm_term) or "diff_sq_norm" (the sum of two)
+  double positional_max_term = 0, positional_max = 0;  // 0 when the calibration has none
+  // "positional_max_norm" (score = positional_max_term), "max_norm" (score = max_norm_term) or
+  // "diff_sq_norm" (the sum of two)
+  std::string score_rule;
   std::vector<Region> regions;  // highest peak first
   int map_width = 0, map_height = 0;
   std::vector<float> map;  // row-major, when a float map was requested
