@@ -1,5 +1,6 @@
 // The whole offline loop (invad-datagen -> invad-train -> invad-eval) on a tiny data set. Trains
 // for about a minute: label `slow`.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -62,7 +63,8 @@ TEST(TrainEvalEndToEndTest, TrainedModelDetectsDefectsAndBeatsAnUntrainedDenoise
   {
     auto json = bundle::ReadFile((fs::path(e.out) / "report.json").string());
     ASSERT_OK(json);
-    EXPECT_THAT(*json, ::testing::HasSubstr("\"score_rule\": \"max_norm\""));  // the default
+    // the default
+    EXPECT_THAT(*json, ::testing::HasSubstr("\"score_rule\": \"positional_max_norm\""));
   }
   EXPECT_TRUE(fs::exists(fs::path(e.out) / "report.md"));
   EXPECT_FALSE(fs::is_empty(fs::path(e.out) / "overlays"));
@@ -71,13 +73,15 @@ TEST(TrainEvalEndToEndTest, TrainedModelDetectsDefectsAndBeatsAnUntrainedDenoise
     std::ifstream csv(report->predictions_path);
     std::string line;
     ASSERT_TRUE(std::getline(csv, line));
-    EXPECT_EQ(line, "path,category,defect,difficulty,label,score,sq_norm,diff,map_max");
+    EXPECT_EQ(line,
+              "path,category,defect,difficulty,label,score,sq_norm,diff,map_max,positional_max");
     int rows = 0, anomalous = 0;
     while (std::getline(csv, line)) {
       const std::vector<std::string> f = ParseCsvRow(line);
-      ASSERT_EQ(f.size(), 9u) << line;
+      ASSERT_EQ(f.size(), 10u) << line;
       EXPECT_EQ(f[4], f[2] == "good" ? "0" : "1") << line;
-      EXPECT_GT(std::stod(f[6]), 0.0) << line;  // ‖z_T‖² of an inversion
+      EXPECT_GT(std::stod(f[6]), 0.0) << line;              // ‖z_T‖² of an inversion
+      EXPECT_TRUE(std::isfinite(std::stod(f[9]))) << line;  // the calibration has positions
       ++rows;
       anomalous += f[4] == "1";
     }
