@@ -75,5 +75,44 @@ TEST(CalibratePipelineTest, RejectsStepsTheModelDoesNotAllow) {
               StatusIs(absl::StatusCode::kInvalidArgument, "at least 2"));
 }
 
+// Position statistics: fitted per K on the reference images (the latent grid's size, other values
+// for each K), or taken from `positions` without reference images; under positional_max_norm a K
+// with neither is refused, and the threshold still lets through at most the target share.
+TEST(CalibratePipelineTest, PositionsComeFromReferenceImagesOrAreGiven) {
+  auto p = MakePipeline();
+  const Tensor val = Images(40, 1), ref = Images(60, 2);
+  CalibrationOptions o{.rule = ScoreRule::kPositionalMaxNorm, .target_fpr = 0.05};
+  EXPECT_THAT(CalibratePipeline(*p, val, std::vector<int>{1, 3}, o),
+              StatusIs(absl::StatusCode::kInvalidArgument, "position statistics"));
+  auto fitted = CalibratePipeline(*p, val, std::vector<int>{1, 3}, o, 16, ref);
+  ASSERT_OK(fitted);
+  ASSERT_EQ(fitted->size(), 2u);
+  for (const StepsCalibration& sc : *fitted) {
+    const Calibration& c = sc.calibration;
+    EXPECT_EQ(c.position.height, kShape.height);
+    EXPECT_EQ(c.position.width, kShape.width);
+    ASSERT_EQ(c.position.center.size(), static_cast<size_t>(kShape.height * kShape.width));
+    EXPECT_GT(c.positional_max.scale, 0);
+    Tensor z, maps;
+    ASSERT_OK(p->Encode(val, &z));
+    ASSERT_OK(p->Invert(sc.steps, z));
+    const std::vector<LatentScore> scores = ScoreLatents(z, &maps);
+    int above = 0;
+    for (size_t i = 0; i < scores.size(); ++i) {
+      above +=
+          CalibratedScore(c, scores[i], maps.sample(static_cast<int64_t>(i))) > c.image_threshold;
+    }
+    EXPECT_LE(above, 2) << "steps=" << sc.steps;
+  }
+  EXPECT_NE((*fitted)[0].calibration.position.center, (*fitted)[1].calibration.position.center);
+  // Given positions (K = 3 only): K = 3 keeps them, K = 1 has none and fails under the rule.
+  std::map<int, PositionStats> given{{3, (*fitted)[1].calibration.position}};
+  auto kept = CalibratePipeline(*p, val, std::vector<int>{3}, o, 16, Tensor(), given);
+  ASSERT_OK(kept);
+  EXPECT_EQ((*kept)[0].calibration.position.center, given[3].center);
+  EXPECT_THAT(CalibratePipeline(*p, val, std::vector<int>{1}, o, 16, Tensor(), given),
+              StatusIs(absl::StatusCode::kInvalidArgument, "steps=1"));
+}
+
 }  // namespace
 }  // namespace invad::core
