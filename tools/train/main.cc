@@ -107,6 +107,9 @@ ABSL_FLAG(std::vector<std::string>, position_data, {},
           "With --calibrate_only: normal image folders (as --data) to fit positional_max_norm's "
           "per-location statistics on, e.g. the model's training images; default: keep the "
           "model's own.");
+ABSL_FLAG(int, max_position_images, kDefaults.max_position_images,
+          "positional_max_norm's per-location statistics use at most this many normal images per "
+          "category (evenly spaced): the training images, or --position_data's.");
 ABSL_FLAG(double, pixel_quantile, kDefaults.pixel_quantile,
           "Quantile of held-out map values used as the pixel threshold.");
 ABSL_FLAG(bool, resume, false, "Continue the run checkpointed in MODEL_DIR/.checkpoint.");
@@ -186,6 +189,7 @@ int main(int argc, char** argv) {
   o.pixel_quantile = absl::GetFlag(FLAGS_pixel_quantile);
   o.score_rule = absl::GetFlag(FLAGS_score_rule);
   o.position_data = absl::GetFlag(FLAGS_position_data);
+  o.max_position_images = absl::GetFlag(FLAGS_max_position_images);
   o.resume = absl::GetFlag(FLAGS_resume);
   o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
   o.stop_after_steps = absl::GetFlag(FLAGS_stop_after_steps);

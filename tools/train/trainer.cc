@@ -60,6 +60,7 @@ absl::Status Validate(const TrainOptions& o) {
   if (o.calibrate_only && o.model.empty()) return bad("--calibrate_only needs --model");
   if (!o.position_data.empty() && !o.calibrate_only)
     return bad("--position_data is for --calibrate_only (training uses its training images)");
+  if (o.max_position_images < 2) return bad("--max_position_images must be >= 2");
   if (o.image_size < 16 || o.image_size > 4096) return bad("--image_size must be in [16, 4096]");
   if (o.channels != "rgb" && o.channels != "gray") return bad("--channels must be rgb or gray");
   static const std::set<std::string> kEncoders{"conv_ae", "conv_random", "filter_bank",
@@ -336,12 +337,18 @@ absl::StatusOr<core::DenoiserTrainState> ReadState(const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Calibration
 
-// The images of group `g` ("" = all) in `images` [N, ...], with their indices.
+// The images of group `g` ("" = all) in `images` [N, ...], with their indices; at most
+// `max_images` of them (0 = all), evenly spaced over the group.
 Tensor GroupImages(const Tensor& images, const std::vector<Item>& items, const std::string& g,
-                   std::vector<int64_t>* idx) {
+                   std::vector<int64_t>* idx, int max_images = 0) {
   idx->clear();
   for (size_t i = 0; i < items.size(); ++i) {
     if (g.empty() || items[i].category == g) idx->push_back(static_cast<int64_t>(i));
+  }
+  if (max_images > 0 && idx->size() > static_cast<size_t>(max_images)) {
+    std::vector<int64_t> picked;
+    for (int j = 0; j < max_images; ++j) picked.push_back((*idx)[j * idx->size() / max_images]);
+    *idx = std::move(picked);
   }
   Tensor sub({static_cast<int64_t>(idx->size()), images.dim(1), images.dim(2), images.dim(3)});
   for (size_t j = 0; j < idx->size(); ++j) {
@@ -352,8 +359,9 @@ Tensor GroupImages(const Tensor& images, const std::vector<Item>& items, const s
 
 // Calibrates every allowed K on `images`, pooled (category "") and per category; replaces the
 // entries of `config`. Position statistics per group: fitted on that group's `reference` images
-// (normal images other than `images`: the training images, or --position_data) when it has at
-// least 2, else the ones `config` already holds for that group and K (a source bundle's).
+// (normal images other than `images`: the training images, or --position_data; at most
+// o.max_position_images of them) when it has at least 2, else the ones `config` already holds for
+// that group and K (a source bundle's). Metadata `position_images`: how many the pooled group used.
 absl::Status CalibrateInto(core::Pipeline& pipeline, const Tensor& images,
                            const std::vector<Item>& items, const Tensor& reference,
                            const std::vector<Item>& reference_items, const TrainOptions& o,
@@ -380,8 +388,10 @@ absl::Status CalibrateInto(core::Pipeline& pipeline, const Tensor& images,
     }
     Tensor ref;
     if (!reference.empty()) {
-      ref = GroupImages(reference, reference_items, g, &ref_idx);
+      ref = GroupImages(reference, reference_items, g, &ref_idx, o.max_position_images);
       if (ref_idx.size() < 2) ref = Tensor();
+      if (g.empty() && !ref.empty())
+        (*config->mutable_metadata())["position_images"] = absl::StrCat(ref_idx.size());
     }
     if (ref.empty() && !source.count(g) && co.rule == core::ScoreRule::kPositionalMaxNorm) {
       return absl::InvalidArgumentError(absl::StrCat(

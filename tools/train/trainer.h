@@ -108,6 +108,9 @@ struct TrainOptions {
   // --calibrate_only: normal images the position statistics are fitted on (e.g. the model's
   // training images); empty = keep the source bundle's.
   std::vector<std::string> position_data;
+  // At most this many of those (or of the training images) per group, evenly spaced: each goes
+  // through every allowed K once more at calibration.
+  int max_position_images = 256;
 
   // Checkpoints.
   bool resume = false;

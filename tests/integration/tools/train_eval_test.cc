@@ -141,6 +141,7 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
     EXPECT_GT(trained->positional_max.scale, 0);
     EXPECT_EQ(bundle::FindCalibration(v2->config, k)->position.center, trained->position.center);
   }
+  EXPECT_EQ(v1->config.metadata().at("position_images"), absl::StrCat(a->train_images));
   // --position_data: the positions are fitted on those images instead (here the same held-out
   // images as the calibration, for the test's sake), under positional_max_norm.
   c.score_rule = "positional_max_norm";
@@ -154,6 +155,17 @@ TEST(TrainToolTest, ResumeAfterAStopIsBitIdenticalAndCalibrateOnlyKeepsTheWeight
   EXPECT_EQ(k3_v3->rule, core::ScoreRule::kPositionalMaxNorm);
   EXPECT_NE(k3_v3->position.center, bundle::FindCalibration(v1->config, 3)->position.center);
   EXPECT_EQ(v3->config.metadata().at("position_data"), (data / "test" / "good").string());
+  EXPECT_EQ(v3->config.metadata().at("position_images"), absl::StrCat(r3->val_images));
+  // At most max_position_images of them (of the 26 training images here: 2).
+  c.position_data = {(data / "train" / "good").string()};
+  c.max_position_images = 2;
+  auto r4 = RunTraining(c);
+  ASSERT_OK(r4);
+  auto v4 = bundle::ReadBundle(r4->version_dir);
+  ASSERT_OK(v4);
+  EXPECT_EQ(v4->config.metadata().at("position_images"), "2");
+  c.max_position_images = 1;
+  EXPECT_THAT(RunTraining(c), StatusIs(absl::StatusCode::kInvalidArgument, "max_position_images"));
   // Only re-calibration takes other images for the positions.
   TrainOptions t = o;
   t.position_data = c.position_data;
